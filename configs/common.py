@@ -1,0 +1,103 @@
+"""Shared defaults every experiment config starts from.
+
+Per-model and per-dataset configs call `get_config()` here and override fields.
+"""
+
+import ml_collections
+
+from tsad_jax.data import DATA_ROOT_ENV  # noqa: F401  (re-exported for configs)
+
+
+def data_config() -> ml_collections.ConfigDict:
+  """Which series to load and how to prepare them."""
+  data = ml_collections.ConfigDict()
+  data.dataset = "synthetic"  # synthetic | smd | smap | msl | csv
+  # The data set's own folder (the one holding train/, test/, ...). Empty:
+  # $TSAD_JAX_DATA_ROOT/<ServerMachineDataset|SMAP_MSL>.
+  data.root = ""
+  # SMD: "machine-1-6" or "machine-1-6,machine-2-1"; SMAP/MSL: a channel
+  # ("P-1") or "all" (the whole spacecraft, concatenated); csv/synthetic: a name.
+  data.entity = ""
+  # Where preprocessed .npz caches go. Empty: $TSAD_JAX_CACHE or ~/.cache/tsad_jax.
+  data.cache_dir = ""
+  data.normalize = "minmax"  # minmax | zscore | none
+  data.minmax_clip = 3.0  # minmax: test clipped to [-clip, 1 + clip]; 0: to the train range
+  data.window = 100
+  data.train_stride = 1
+  data.test_stride = 1
+  data.val_fraction = 0.1  # the last part of train (in time) is validation
+
+  data.csv = ml_collections.ConfigDict()
+  data.csv.train_file = ""  # relative to data.root, or absolute
+  data.csv.test_file = ""
+  data.csv.feature_columns = ""  # comma-separated; empty: every other column
+  data.csv.timestamp_column = ""  # optional; dropped from the features
+  data.csv.label_column = ""  # optional in train (dropped), required in test
+
+  data.synthetic = ml_collections.ConfigDict()
+  data.synthetic.seed = 0
+  data.synthetic.num_features = 8
+  data.synthetic.train_length = 6000
+  data.synthetic.test_length = 6000
+  data.synthetic.num_anomalies = 12
+  data.synthetic.anomaly_scale = 1.0  # multiplies every anomaly's magnitude
+  # comma-separated subset of: spike, level_shift, drift, frequency_change,
+  # correlation_break, noise_burst
+  data.synthetic.anomaly_types = (
+      "spike,level_shift,drift,frequency_change,correlation_break,noise_burst")
+  return data
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """Every field a run reads, with defaults; experiment configs override some."""
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+  config.run_id = ""  # empty: a new run; an existing run's id: resume it
+  config.data = data_config()
+
+  config.model = ml_collections.ConfigDict()
+  config.model.name = "lstm_ae"
+
+  config.optim = ml_collections.ConfigDict()
+  config.optim.learning_rate = 1e-3
+  config.optim.schedule = "constant"  # constant | cosine | step
+  config.optim.decay_epochs = 10  # step schedule: multiply by decay_rate every decay_epochs
+  config.optim.decay_rate = 0.5
+  config.optim.grad_clip_norm = 10.0  # 0: no clipping
+  config.optim.l2 = 0.0
+  config.optim.max_consecutive_nonfinite = 20
+
+  config.train = ml_collections.ConfigDict()
+  config.train.batch_size = 256
+  config.train.max_epochs = 10
+  config.train.patience = 3  # epochs without a better validation loss; 0: never stop early
+  config.train.checkpoint_every = 500  # steps; a checkpoint is also saved at the end
+  config.train.keep_checkpoints = 3
+  config.train.log_every = 20  # steps between progress-bar loss updates
+  config.train.progress_bar = True
+
+  config.eval = ml_collections.ConfigDict()
+  config.eval.batch_size = 512
+  config.eval.point_rule = "last"  # last | mean: see tsad_jax/data/windows.py
+  config.eval.vus_window = 100  # sliding window of VUS-PR / VUS-ROC (TSB-AD's default)
+  config.eval.baselines = "zscore,pca"
+  config.eval.pca_variance = 0.95
+  config.eval.plots = True
+
+  config.threshold = ml_collections.ConfigDict()
+  config.threshold.methods = "pot,spot,percentile"  # also: fixed
+  config.threshold.calibration = "train"  # train | val: scores the thresholds are fitted on
+  config.threshold.pot_q = 1e-3
+  config.threshold.pot_level = 0.98
+  config.threshold.anomaly_ratio = 0.5  # percent of calibration points above the threshold
+  config.threshold.fixed_value = 0.0
+  return config
+
+
+def lstm_ae(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Sets `config.model` to the LSTM autoencoder's defaults."""
+  config.model = ml_collections.ConfigDict()
+  config.model.name = "lstm_ae"
+  config.model.hidden_size = 64
+  config.model.dropout = 0.0
+  return config

@@ -1,0 +1,26 @@
+"""A tiny, seconds-long config for tests: small synthetic series, small model.
+
+  python -m launch.train --config=configs/tiny.py
+"""
+
+from configs import common
+
+
+def get_config(dataset: str = "synthetic"):
+  config = common.lstm_ae(common.get_config())
+  config.data.dataset = dataset
+  config.data.entity = "synthetic" if dataset == "synthetic" else ""
+  config.data.window = 16
+  config.data.synthetic.num_features = 4
+  config.data.synthetic.train_length = 600
+  config.data.synthetic.test_length = 600
+  config.data.synthetic.num_anomalies = 4
+  config.model.hidden_size = 8
+  config.train.batch_size = 32
+  config.train.max_epochs = 2
+  config.train.checkpoint_every = 10
+  config.train.progress_bar = False
+  config.eval.baselines = "zscore"
+  config.eval.plots = False
+  config.eval.vus_window = 10
+  return config

@@ -1,0 +1,36 @@
+"""Re-scores a saved run and checks that it reproduces the run's summary.
+
+  python -m launch.evaluate --run=runs/smd/machine-1-6/lstm_ae/<run_id> [--step=N]
+
+Without --step it scores the run's best (lowest validation loss) parameters,
+as training did, and compares with the run's summary.json; with --step=N it
+scores the parameters saved at step N. Results go to <run>/evaluations/.
+"""
+
+import sys
+
+from absl import app, flags, logging
+
+from tsad_jax import experiment
+
+_RUN = flags.DEFINE_string("run", None, "Run folder written by launch.train.")
+_STEP = flags.DEFINE_integer("step", None, "Checkpoint step to score (default: best params).")
+flags.mark_flags_as_required(["run"])
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)  # keep orbax's per-save INFO lines off the terminal
+  summary, out_dir = experiment.evaluate_run(_RUN.value, step=_STEP.value)
+  print(f"Evaluation written to {out_dir}")
+  print(experiment.headline(summary))
+  if _STEP.value is None:
+    differences = experiment.same_figures(summary, experiment.load_summary(_RUN.value))
+    if differences:
+      print("Does NOT reproduce the run's summary.json:\n  " + "\n  ".join(differences))
+      sys.exit(1)
+    print("Reproduces the run's summary.json.")
+
+
+if __name__ == "__main__":
+  app.run(main)

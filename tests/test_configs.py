@@ -1,0 +1,35 @@
+"""Every config in configs/ builds its model and takes a training step at tiny size."""
+
+import importlib
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from tsad_jax import models, train
+
+CONFIGS = sorted(p.stem for p in pathlib.Path(__file__).parent.parent.joinpath("configs").glob(
+    "*.py") if p.stem not in ("__init__", "common"))
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_config_builds_and_steps(name):
+  config = importlib.import_module(f"configs.{name}").get_config()
+  config.data.window = 8
+  lib = models.get(config.model.name)
+  model = lib.build(config.model, num_features=3, window=8)
+  state, tx = train.create_train_state(config, model, init_key=jax.random.PRNGKey(0),
+                                       num_features=3, steps_per_epoch=2)
+  step = train.make_train_step(lib, model, tx, window=8)
+  series = jnp.linspace(0.0, 1.0, 60).reshape(20, 3)
+  state, loss = step(state, series, jnp.array([0, 4, 12]), jax.random.PRNGKey(1))
+  assert jnp.isfinite(loss) and int(state.step) == 1
+  scores = lib.score(model, state.params, series[None, :8], rng=jax.random.PRNGKey(2))
+  assert scores.shape[0] == 1 and scores.shape[-1] == 3
+  assert scores.shape[1] == (8 if lib.SCORES_EVERY_POINT else 1)
+
+
+def test_every_model_file_has_a_config():
+  used = {importlib.import_module(f"configs.{n}").get_config().model.name for n in CONFIGS}
+  assert set(models.available()) <= used

@@ -1,0 +1,121 @@
+"""End to end: train, score, threshold, report, re-evaluate; on synthetic and real SMD."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from configs import smd_lstmae, tiny
+from tsad_jax import experiment, runs
+from tsad_jax.detector import Detector
+
+
+def _tiny(**data):
+  config = tiny.get_config()
+  config.eval.plots = True
+  config.eval.baselines = "zscore,pca"
+  for key, value in data.items():
+    config.data[key] = value
+  return config
+
+
+def test_run_writes_every_artifact_and_evaluate_reproduces_it(tmp_path):
+  run_dir = experiment.train_and_evaluate(_tiny(), tmp_path)
+  assert run_dir.parent == tmp_path / "synthetic" / "synthetic" / "lstm_ae"
+  for name in ("config.json", "metrics.json", "scores.npz", "scores.csv", "summary.json",
+               "plots/loss.png", "plots/score_synthetic.png", "plots/features_synthetic.png"):
+    assert (run_dir / name).is_file(), name
+  summary = experiment.load_summary(run_dir)
+  assert list(summary["threshold_free"]["mean"])[:3] == ["AUC-PR", "AUC-ROC", "VUS-PR"]
+  assert set(summary["baselines"]) == {"zscore", "pca"}
+  assert {"pot", "spot", "percentile", "best_f1_oracle"} <= set(summary["thresholds"])
+  assert summary["training"]["epochs"] == 2
+  scores = np.load(run_dir / "scores.npz")
+  assert scores["synthetic/score"].shape == (600,)
+  assert scores["synthetic/per_feature"].shape == (600, 4)
+
+  again, out_dir = experiment.evaluate_run(run_dir)
+  assert out_dir == run_dir / "evaluations" / "best"
+  assert experiment.same_figures(again, summary) == []
+
+
+def test_a_new_run_never_reuses_a_folder_and_run_id_resumes(tmp_path):
+  first = experiment.train_and_evaluate(_tiny(), tmp_path)
+  second = experiment.train_and_evaluate(_tiny(), tmp_path)
+  assert first != second and first.parent == second.parent
+  before = (first / "summary.json").read_text()
+  config = _tiny()
+  config.run_id = first.name
+  config.train.max_epochs = 3  # resume and train one more epoch
+  resumed = experiment.train_and_evaluate(config, tmp_path)
+  assert resumed == first
+  assert len(json.loads((first / "metrics.json").read_text())) == 3
+  assert (first / "summary.json").read_text() != before
+  changed = _tiny()
+  changed.run_id = first.name
+  changed.model.hidden_size = 16
+  with pytest.raises(ValueError, match="model.hidden_size"):
+    experiment.train_and_evaluate(changed, tmp_path)
+
+
+def test_launchers_train_then_evaluate(tmp_path):
+  train = subprocess.run(
+      [sys.executable, "-m", "launch.train", "--config=configs/tiny.py",
+       f"--workdir={tmp_path}", "--config.train.max_epochs=1"],
+      capture_output=True, text=True, check=True)
+  assert "VUS-PR" in train.stdout
+  (run_dir,) = (tmp_path / "synthetic" / "synthetic" / "lstm_ae").iterdir()
+  assert runs.load_config(run_dir).train.max_epochs == 1
+  evaluate = subprocess.run([sys.executable, "-m", "launch.evaluate", f"--run={run_dir}"],
+                            capture_output=True, text=True, check=True)
+  assert "Reproduces the run's summary.json" in evaluate.stdout
+
+
+def test_bad_config_value_is_a_clear_error(tmp_path):
+  config = _tiny()
+  config.model.name = "no_such_model"
+  with pytest.raises(ValueError, match="available: .*lstm_ae"):
+    experiment.train_and_evaluate(config, tmp_path)
+  config = _tiny()
+  config.optim.schedule = "sometimes"
+  with pytest.raises(ValueError, match="optim.schedule"):
+    experiment.train_and_evaluate(config, tmp_path)
+
+
+def test_detector_fit_decision_function_predict(tmp_path):
+  config = tiny.get_config()
+  rng = np.random.default_rng(0)
+  t = np.arange(800)[:, None]
+  train = np.sin(t / 5.0 + np.arange(3)) + 0.05 * rng.normal(size=(800, 3))
+  test = np.sin(t[:300] / 5.0 + np.arange(3)) + 0.05 * rng.normal(size=(300, 3))
+  test[200:210] += 3.0
+  detector = Detector(config, workdir=str(tmp_path)).fit(train)
+  assert detector.decision_scores_.shape == (800,)
+  scores = detector.decision_function(test)
+  assert scores.shape == (300,)
+  assert scores[200:210].mean() > 5 * np.median(scores)
+  labels = detector.predict(test)
+  assert set(np.unique(labels)) <= {0, 1} and labels[200:210].any()
+  assert np.isfinite(detector.threshold_)
+  with pytest.raises(ValueError, match="features"):
+    detector.decision_function(test[:, :2])
+  with pytest.raises(ValueError, match="NaN"):
+    detector.decision_function(np.where(t[:300] == 5, np.nan, test))
+
+
+def test_short_real_smd_training(tmp_path, data_root):
+  config = smd_lstmae.get_config("machine-1-6")
+  config.data.root = str(data_root / "ServerMachineDataset")
+  config.data.train_stride = 50
+  config.train.max_epochs = 1
+  config.train.progress_bar = False
+  config.model.hidden_size = 16
+  config.eval.plots = False
+  run_dir = experiment.train_and_evaluate(config, tmp_path)
+  summary = experiment.load_summary(run_dir)
+  assert summary["entities"] == ["machine-1-6"]
+  vus = summary["threshold_free"]["mean"]["VUS-PR"]
+  assert 0.0 < vus <= 1.0
+  assert np.load(run_dir / "scores.npz")["machine-1-6/score"].shape == (23689,)

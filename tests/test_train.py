@@ -1,0 +1,110 @@
+"""The shared training loop: resume, non-finite steps, early stopping, checkpoints."""
+
+import types
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from numpy.testing import assert_array_equal
+import pytest
+
+from configs import tiny
+from tsad_jax import models, train
+from tsad_jax.data.prepare import Prepared, fit_and_val_starts
+from tsad_jax.data.types import Dataset, Entity
+
+
+def _prepared(config, length=400, num_features=3, seed=0):
+  rng = np.random.default_rng(seed)
+  t = np.arange(length)[:, None]
+  noise = 0.1 * rng.normal(size=(length, num_features))
+  series = np.sin(t / 7.0 + np.arange(num_features)) + noise
+  series = series.astype(np.float32)
+  entity = Entity("toy", series, series[:0], np.zeros(0, np.uint8))
+  train_starts, val_starts = fit_and_val_starts([length], config.data)
+  return Prepared(Dataset("toy", (entity,), ("a", "b", "c")[:num_features]), series, series[:0],
+                  (length,), (), train_starts, val_starts)
+
+
+def _setup(**overrides):
+  config = tiny.get_config()
+  config.train.max_epochs = 3
+  config.train.patience = 0
+  for key, value in overrides.items():
+    section, field = key.split("__")
+    config[section][field] = value
+  prepared = _prepared(config)
+  lib = models.get(config.model.name)
+  model = lib.build(config.model, num_features=prepared.num_features, window=config.data.window)
+  return config, prepared, lib, model
+
+
+def _leaves_equal(a, b):
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+    assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path):
+  config, prepared, lib, model = _setup(model__dropout=0.2)  # dropout: the rng must line up too
+  full = train.fit(config, prepared, tmp_path / "full", model_lib=lib, model=model)
+  steps = full.steps
+  assert steps > 10
+  k = steps // 2 + 1  # mid-epoch, and not on a checkpoint_every boundary
+  cut = train.fit(config, prepared, tmp_path / "cut", model_lib=lib, model=model,
+                  stop_after_steps=k)
+  assert not cut.finished and cut.steps == k
+  resumed = train.fit(config, prepared, tmp_path / "cut", model_lib=lib, model=model)
+  assert resumed.finished and resumed.steps == steps
+  _leaves_equal(full.params, resumed.params)
+  assert [h["val_loss"] for h in full.history] == [h["val_loss"] for h in resumed.history]
+
+
+def test_finished_run_restored_parameters_match(tmp_path):
+  config, prepared, lib, model = _setup()
+  result = train.fit(config, prepared, tmp_path, model_lib=lib, model=model)
+  _leaves_equal(train.load_params(tmp_path), result.params)
+  assert set(map(int, train.checkpoints.manager(tmp_path).all_steps())) >= {result.steps}
+
+
+def test_nonfinite_steps_are_skipped_and_counted(tmp_path):
+  config, prepared, lib, model = _setup()
+
+  def flaky_loss(model, params, windows, *, rng, train):
+    value, aux = lib.loss(model, params, windows, rng=rng, train=train)
+    poisoned = train & (jax.random.uniform(jax.random.fold_in(rng, 7)) < 0.3)
+    return value * jnp.where(poisoned, jnp.nan, 1.0), aux  # NaN gradients too
+
+  flaky = types.SimpleNamespace(loss=flaky_loss, score=lib.score, SCORES_EVERY_POINT=True)
+  result = train.fit(config, prepared, tmp_path, model_lib=flaky, model=model)
+  _, loop_key = jax.random.split(jax.random.PRNGKey(config.seed))
+  expected = sum(
+      bool(jax.random.uniform(jax.random.fold_in(jax.random.fold_in(loop_key, s), 7)) < 0.3)
+      for s in range(result.steps))
+  assert expected > 0
+  assert result.nonfinite_steps == expected
+  assert result.history[-1]["nonfinite_steps"] == expected
+  assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(result.params))
+
+
+def test_early_stopping_keeps_the_best_validation_parameters(tmp_path):
+  config, prepared, lib, model = _setup(train__patience=1, train__max_epochs=30,
+                                        optim__learning_rate=0.05)
+  result = train.fit(config, prepared, tmp_path, model_lib=lib, model=model)
+  val = [h["val_loss"] for h in result.history]
+  assert len(val) < 30, "a large learning rate should stop improving before 30 epochs"
+  best_epoch = int(np.argmin(val))
+  assert len(val) == best_epoch + 2  # patience 1: one epoch without improvement
+  loss_fn = jax.jit(lambda p, s, st, k: train._window_losses(
+      p, s, st, k, model=model, model_lib=lib, window=config.data.window))
+  init_key, _ = jax.random.split(jax.random.PRNGKey(config.seed))
+  got = train.mean_loss(loss_fn, result.params, jnp.asarray(prepared.train), prepared.val_starts,
+                        jax.random.fold_in(init_key, 1), config.train.batch_size)
+  assert got == pytest.approx(val[best_epoch], rel=1e-6)
+
+
+def test_epoch_order_visits_every_window_and_depends_on_the_epoch():
+  a = train.epoch_order(0, 0, 10, 4)
+  assert a.shape == (3, 4)
+  assert set(a.reshape(-1)) == set(range(10))
+  assert not np.array_equal(a, train.epoch_order(0, 1, 10, 4))
+  assert_array_equal(a, train.epoch_order(0, 0, 10, 4))

@@ -1,0 +1,66 @@
+"""Containers shared by every loader: one entity's series and a whole data set."""
+
+import dataclasses
+from typing import NamedTuple
+
+import numpy as np
+
+
+class DataError(ValueError):
+  """Bad input data: the message names the file and says how to fix it."""
+
+
+class Segment(NamedTuple):
+  """One labelled anomaly segment, 0-based inclusive test-row indices.
+
+  `dims` are the 0-based features that explain it (SMD `interpretation_label`);
+  empty when the data set does not say.
+  """
+
+  start: int
+  end: int
+  dims: tuple[int, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Entity:
+  """One monitored entity (an SMD machine, a SMAP channel, a CSV file pair).
+
+  Attributes:
+    name: entity id, e.g. "machine-1-6".
+    train: (T_train, D) float32, raw (not normalised), finite.
+    test: (T_test, D) float32, raw, finite.
+    labels: (T_test,) uint8 0/1 point labels of the test series.
+    segments: labelled anomaly segments of the test series, with the
+      explaining features where the data set gives them.
+    train_source, test_source: where the series came from (a file or folder),
+      for error messages.
+  """
+
+  name: str
+  train: np.ndarray
+  test: np.ndarray
+  labels: np.ndarray
+  segments: tuple[Segment, ...] = ()
+  train_source: str = "generated"
+  test_source: str = "generated"
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+  """A data set: one or several entities sharing the same feature columns."""
+
+  name: str
+  entities: tuple[Entity, ...]
+  feature_names: tuple[str, ...]
+
+  @property
+  def num_features(self) -> int:
+    return len(self.feature_names)
+
+
+def segments_from_labels(labels: np.ndarray) -> tuple[Segment, ...]:
+  """The contiguous runs of 1 in (T,) 0/1 point labels, as dim-less segments."""
+  edges = np.diff(np.concatenate([[0], np.asarray(labels, dtype=np.int8), [0]]))
+  starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
+  return tuple(Segment(int(start), int(end)) for start, end in zip(starts, ends, strict=True))

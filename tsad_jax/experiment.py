@@ -1,0 +1,192 @@
+"""Train, score, threshold and report: what `launch.train` and `launch.evaluate` run."""
+
+import dataclasses
+import json
+import pathlib
+import platform
+import time
+
+import jax
+import ml_collections
+import numpy as np
+
+from tsad_jax import baselines, evaluation, models, plots, runs, scoring, train
+from tsad_jax.data import load
+from tsad_jax.data.prepare import Prepared, prepare
+
+
+@dataclasses.dataclass(frozen=True)
+class Setup:
+  """Everything built from a config before training or scoring."""
+
+  config: ml_collections.ConfigDict
+  prepared: Prepared
+  model_lib: object
+  model: object
+
+
+def build(config: ml_collections.ConfigDict) -> Setup:
+  """Loads and prepares the data, and builds the model the config names."""
+  model_lib = models.get(config.model.name)
+  prepared = prepare(load(config.data), config.data)
+  model = model_lib.build(config.model, num_features=prepared.num_features,
+                          window=config.data.window)
+  return Setup(config, prepared, model_lib, model)
+
+
+def _calibration_scores(setup: Setup, train_scores: list[np.ndarray]) -> list[np.ndarray]:
+  calibration = setup.config.threshold.calibration
+  if calibration == "train":
+    return train_scores
+  if calibration == "val":
+    fraction = setup.config.data.val_fraction
+    if not fraction:
+      raise ValueError("config.threshold.calibration='val' needs config.data.val_fraction > 0.")
+    return [s[-max(int(round(len(s) * fraction)), 1):] for s in train_scores]
+  raise ValueError(f"config.threshold.calibration={calibration!r}; use train or val.")
+
+
+def _baselines(setup: Setup, names, labels) -> dict:
+  prepared, config = setup.prepared, setup.config
+  out = {}
+  for name in [b.strip() for b in config.eval.baselines.split(",") if b.strip()]:
+    if name not in baselines.BASELINES:
+      raise ValueError(f"config.eval.baselines names {name!r}; "
+                       f"available: {', '.join(baselines.BASELINES)}.")
+    kwargs = {"variance": config.eval.pca_variance} if name == "pca" else {}
+    pairs = zip(prepared.split_train(prepared.train), prepared.split_test(prepared.test),
+                strict=True)
+    totals = [baselines.BASELINES[name](tr, te, **kwargs)[1] for tr, te in pairs]
+    out[name] = evaluation.threshold_free(names, labels, totals,
+                                          sliding_window=config.eval.vus_window)
+  return out
+
+
+def score_and_report(setup: Setup, params, out_dir: pathlib.Path, *,
+                     history: list[dict] | None = None) -> dict:
+  """Scores train and test, writes scores, summary.json and plots into `out_dir`."""
+  config, prepared = setup.config, setup.prepared
+  scorer = scoring.Scorer(setup.model_lib, setup.model, window=config.data.window,
+                          batch_size=config.eval.batch_size, rule=config.eval.point_rule)
+  key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 2)
+  started = time.perf_counter()
+  test_per_feature = prepared.split_test(
+      scorer(params, prepared.test, prepared.test_lengths, key))
+  train_per_feature = prepared.split_train(
+      scorer(params, prepared.train, prepared.train_lengths, key))
+  scoring_seconds = time.perf_counter() - started
+
+  entities = prepared.dataset.entities
+  names = [e.name for e in entities]
+  labels = [e.labels for e in entities]
+  test_scores = [s.sum(axis=1) for s in test_per_feature]
+  calib = _calibration_scores(setup, [s.sum(axis=1) for s in train_per_feature])
+  summary = {
+      "model": config.model.name,
+      "dataset": config.data.dataset,
+      "entities": names,
+      **evaluation.summarize(names, labels, test_scores, calib, config),
+      "baselines": _baselines(setup, names, labels),
+      "scoring_seconds": scoring_seconds,
+      "machine": f"{platform.machine()} {platform.processor() or ''} "
+                 f"{jax.devices()[0].platform} x{jax.device_count()}".strip(),
+  }
+  out_dir.mkdir(parents=True, exist_ok=True)
+  runs.write_scores(out_dir, names, labels, test_per_feature, prepared.dataset.feature_names)
+  if config.eval.plots:
+    _plot(setup, out_dir / "plots", names, labels, test_per_feature, summary, history)
+  return summary
+
+
+def _plot(setup, plot_dir, names, labels, per_feature, summary, history) -> None:
+  plot_dir.mkdir(parents=True, exist_ok=True)
+  if history:
+    plots.loss_curves(history, plot_dir / "loss.png")
+  methods = [m for m in summary["thresholds"] if m != evaluation.ORACLE]
+  method = methods[0] if methods else evaluation.ORACLE
+  per_method = summary["thresholds"][method]
+  for name, y, scores in zip(names, labels, per_feature, strict=True):
+    figures = per_method.get("per_entity", {}).get(name, per_method["mean"])
+    plots.score_with_threshold(scores.sum(axis=1), y, figures["threshold"], name=name,
+                               method=method, path=plot_dir / f"score_{name}.png")
+    plots.feature_heatmap(scores, y, setup.prepared.dataset.feature_names, name=name,
+                          path=plot_dir / f"features_{name}.png")
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
+                       stop_after_steps: int | None = None) -> pathlib.Path:
+  """Trains the configured model in a new (or resumed) run folder, then scores it.
+
+  Returns:
+    The run folder, `<workdir>/<dataset>/<entity>/<model>/<run_id>/`.
+  """
+  setup = build(config)
+  run_dir = runs.open_run(workdir, config)
+  result = train.fit(config, setup.prepared, run_dir, model_lib=setup.model_lib,
+                     model=setup.model, stop_after_steps=stop_after_steps)
+  if not result.finished:
+    return run_dir
+  summary = score_and_report(setup, result.params, run_dir, history=result.history)
+  summary["training"] = {
+      "steps": result.steps,
+      "epochs": len(result.history),
+      "best_val_loss": min((h["val_loss"] for h in result.history if "val_loss" in h),
+                           default=None),
+      "nonfinite_steps": result.nonfinite_steps,
+      "seconds": result.seconds,
+  }
+  runs.write_json(run_dir / "summary.json", summary)
+  return run_dir
+
+
+def evaluate_run(run_dir: str | pathlib.Path, *,
+                 step: int | None = None) -> tuple[dict, pathlib.Path]:
+  """Re-scores a saved run: the best parameters, or those at `step`.
+
+  Writes into `<run_dir>/evaluations/<best|step-N>/`, never over the run's own
+  files, and returns (summary, that folder).
+  """
+  run_dir = pathlib.Path(run_dir)
+  setup = build(runs.load_config(run_dir))
+  params = train.load_params(run_dir, step=step)
+  out_dir = run_dir / "evaluations" / ("best" if step is None else f"step-{step}")
+  summary = score_and_report(setup, params, out_dir)
+  runs.write_json(out_dir / "summary.json", summary)
+  return summary, out_dir
+
+
+def same_figures(a: dict, b: dict, *, rtol: float = 1e-5) -> list[str]:
+  """Keys of the metric sections where two summaries differ (empty: they agree)."""
+  differ = []
+
+  def walk(x, y, path):
+    if isinstance(x, dict) and isinstance(y, dict):
+      for key in x.keys() | y.keys():
+        walk(x.get(key), y.get(key), f"{path}/{key}")
+    elif isinstance(x, (int, float)) and isinstance(y, (int, float)):
+      if not np.isclose(x, y, rtol=rtol, atol=1e-8, equal_nan=True):
+        differ.append(f"{path}: {x} vs {y}")
+    elif x != y:
+      differ.append(f"{path}: {x!r} vs {y!r}")
+
+  for section in ("threshold_free", "thresholds", "baselines"):
+    walk(a.get(section), b.get(section), section)
+  return differ
+
+
+def load_summary(run_dir: str | pathlib.Path) -> dict:
+  return json.loads((pathlib.Path(run_dir) / "summary.json").read_text())
+
+
+def headline(summary: dict) -> str:
+  """A few lines for the terminal: the model's leading metrics beside the baselines."""
+  keys = ("VUS-PR", "AUC-PR", "VUS-ROC", "Standard-F1", "PA-F1")
+  rows = [("model: " + summary["model"], summary["threshold_free"]["mean"])]
+  rows += [(f"baseline: {n}", b["mean"]) for n, b in summary.get("baselines", {}).items()]
+  lines = [f"{'':22s}" + "".join(f"{k:>13s}" for k in keys)]
+  lines += [f"{n:22s}" + "".join(f"{m[k]:13.4f}" for k in keys) for n, m in rows]
+  for method, figures in summary["thresholds"].items():
+    m = figures["mean"]
+    lines.append(f"threshold {method}: precision {m['precision']:.4f} recall {m['recall']:.4f} "
+                 f"F1 {m['F1']:.4f} (PA-F1 {m['PA-F1']:.4f}, shown only beside the above)")
+  return "\n".join(lines)

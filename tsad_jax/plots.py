@@ -1,0 +1,62 @@
+"""PNG plots of a run: loss curves, test score with threshold, per-feature heatmap."""
+
+import pathlib
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from tsad_jax.data.types import segments_from_labels  # noqa: E402
+
+
+def _shade(ax, labels: np.ndarray) -> None:
+  for segment in segments_from_labels(labels):
+    ax.axvspan(segment.start, segment.end + 1, color="tab:red", alpha=0.2, lw=0)
+
+
+def loss_curves(history: list[dict], path: pathlib.Path) -> None:
+  fig, ax = plt.subplots(figsize=(6, 3.5))
+  epochs = [h["epoch"] for h in history]
+  for key in ("train_loss", "val_loss"):
+    if any(key in h for h in history):
+      ax.plot(epochs, [h.get(key, np.nan) for h in history], marker="o", label=key)
+  ax.set(xlabel="epoch", ylabel="loss", yscale="log", title="Loss")
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def score_with_threshold(score: np.ndarray, labels: np.ndarray, threshold, *, name: str,
+                         method: str, path: pathlib.Path) -> None:
+  """Total score over time, the threshold, and the true anomaly segments shaded."""
+  fig, ax = plt.subplots(figsize=(12, 3.5))
+  _shade(ax, labels)
+  ax.plot(score, lw=0.6, color="tab:blue", label="anomaly score")
+  ax.plot(np.broadcast_to(threshold, score.shape), lw=0.9, color="k", ls="--",
+          label=f"{method} threshold")
+  ax.set(xlabel="test timestep", ylabel="score", yscale="symlog",
+         title=f"{name}: test score (true anomalies shaded)")
+  ax.legend(loc="upper right")
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def feature_heatmap(per_feature: np.ndarray, labels: np.ndarray, feature_names, *, name: str,
+                    path: pathlib.Path) -> None:
+  """Per-feature scores over time (rank-scaled per feature), anomalies marked below."""
+  ranks = per_feature.argsort(axis=0).argsort(axis=0) / max(len(per_feature) - 1, 1)
+  fig, (ax, strip) = plt.subplots(2, 1, figsize=(12, 0.18 * len(feature_names) + 2),
+                                  sharex=True, gridspec_kw={"height_ratios": [8, 1]})
+  ax.imshow(ranks.T, aspect="auto", interpolation="nearest", cmap="magma")
+  ax.set_yticks(range(len(feature_names)), feature_names, fontsize=6)
+  ax.set_title(f"{name}: per-feature score (rank within feature)")
+  strip.imshow(labels[None], aspect="auto", interpolation="nearest", cmap="Reds")
+  strip.set_yticks([0], ["label"])
+  strip.set_xlabel("test timestep")
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)

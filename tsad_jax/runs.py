@@ -1,0 +1,110 @@
+"""Run folders: `<workdir>/<dataset>/<entity>/<model>/<run_id>/`.
+
+A run folder holds the resolved config (`config.json`), `checkpoints/<step>/`,
+per-epoch `metrics.json`, test `scores.npz` and `scores.csv`, `summary.json`
+and `plots/`. A new run never reuses an existing folder; naming an existing
+run with `config.run_id` resumes it.
+"""
+
+import datetime
+import json
+import pathlib
+
+import ml_collections
+import numpy as np
+import pandas as pd
+
+CONFIG_FILE = "config.json"
+# Fields a resumed run may change: how long and how verbosely it trains.
+RESUMABLE_CHANGES = ("train.max_epochs", "train.progress_bar", "run_id")
+
+
+def entity_folder(data: ml_collections.ConfigDict) -> str:
+  """Folder name of the entities of a run ("a+b" for several)."""
+  entity = data.entity or data.dataset
+  return "+".join(part.strip() for part in entity.split(","))
+
+
+def run_parent(workdir: str | pathlib.Path, config: ml_collections.ConfigDict) -> pathlib.Path:
+  entity = entity_folder(config.data)
+  return pathlib.Path(workdir) / config.data.dataset / entity / config.model.name
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+  out = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      out.update(_flat(value, f"{prefix}{key}."))
+    else:
+      out[f"{prefix}{key}"] = value
+  return out
+
+
+def open_run(workdir: str | pathlib.Path, config: ml_collections.ConfigDict) -> pathlib.Path:
+  """Creates a new run folder, or reopens `config.run_id` to resume it.
+
+  Resuming refuses a config that differs from the saved one in anything but
+  RESUMABLE_CHANGES, since the checkpoints belong to the saved config.
+  """
+  parent = run_parent(workdir, config)
+  if config.run_id:
+    run_dir = parent / config.run_id
+    if (run_dir / CONFIG_FILE).exists():
+      saved = _flat(json.loads((run_dir / CONFIG_FILE).read_text()))
+      wanted = _flat(json.loads(config.to_json()))
+      changed = sorted(k for k in saved.keys() | wanted.keys()
+                       if saved.get(k) != wanted.get(k) and k not in RESUMABLE_CHANGES)
+      if changed:
+        raise ValueError(
+            f"Run {run_dir} was made with a different config ({', '.join(changed)}); resume it "
+            "with the same config, or leave config.run_id empty to start a new run.")
+      return run_dir
+  else:
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir, suffix = parent / stamp, 1
+    while run_dir.exists():
+      run_dir, suffix = parent / f"{stamp}-{suffix}", suffix + 1
+  run_dir.mkdir(parents=True, exist_ok=True)
+  with config.unlocked():
+    config.run_id = run_dir.name
+  write_json(run_dir / CONFIG_FILE, json.loads(config.to_json()))
+  return run_dir
+
+
+def load_config(run_dir: str | pathlib.Path) -> ml_collections.ConfigDict:
+  path = pathlib.Path(run_dir) / CONFIG_FILE
+  if not path.exists():
+    raise FileNotFoundError(
+        f"{path} not found: --run must name a run folder made by launch.train "
+        "(<workdir>/<dataset>/<entity>/<model>/<run_id>).")
+  return ml_collections.ConfigDict(json.loads(path.read_text()))
+
+
+def write_json(path: pathlib.Path, tree) -> None:
+  path.write_text(json.dumps(tree, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(value):
+  if isinstance(value, np.generic):
+    return value.item()
+  if isinstance(value, np.ndarray):
+    return value.tolist()
+  raise TypeError(f"not JSON serialisable: {type(value)}")
+
+
+def write_scores(out_dir: pathlib.Path, entity_names, labels, per_feature, feature_names) -> None:
+  """Writes test scores as `scores.npz` (arrays) and `scores.csv` (one row per timestep)."""
+  arrays = {}
+  frames = []
+  for name, entity_labels, scores in zip(entity_names, labels, per_feature, strict=True):
+    arrays[f"{name}/score"] = scores.sum(axis=1)
+    arrays[f"{name}/per_feature"] = scores
+    arrays[f"{name}/label"] = entity_labels
+    frame = pd.DataFrame(scores, columns=[f"score_{f}" for f in feature_names])
+    frame.insert(0, "score", scores.sum(axis=1))
+    frame.insert(0, "label", entity_labels)
+    frame.insert(0, "timestep", np.arange(len(scores)))
+    frame.insert(0, "entity", name)
+    frames.append(frame)
+  np.savez_compressed(out_dir / "scores.npz", **arrays)
+  pd.concat(frames).to_csv(out_dir / "scores.csv", index=False, float_format="%.6g")

@@ -1,0 +1,233 @@
+"""The one training loop every model shares.
+
+Randomness comes from `config.seed` only: it is split once into an init key
+and a loop key, and step k draws `fold_in(loop_key, k)`; epoch e visits the
+training windows in the order of a numpy generator seeded with (seed, e). So a
+run resumed from a checkpoint draws exactly what an uninterrupted run draws.
+"""
+
+import functools
+import json
+import math
+import pathlib
+import time
+from typing import Any, NamedTuple
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import tqdm
+
+from tsad_jax import checkpoints
+from tsad_jax import optim as optim_lib
+from tsad_jax.data import windows as windows_lib
+from tsad_jax.data.prepare import Prepared
+
+
+class TrainState(flax.struct.PyTreeNode):
+  step: jax.Array
+  params: Any
+  opt_state: Any
+
+
+class EarlyStopping(flax.struct.PyTreeNode):
+  """Best validation loss so far, its parameters, and epochs since it improved."""
+
+  best_loss: jax.Array
+  best_params: Any
+  best_epoch: jax.Array
+  bad_epochs: jax.Array
+  stopped: jax.Array
+
+
+class FitResult(NamedTuple):
+  params: Any  # parameters with the best validation loss (the last ones without validation)
+  history: list[dict[str, float]]  # one entry per finished epoch
+  steps: int
+  nonfinite_steps: int
+  seconds: float
+  finished: bool  # False when interrupted by `stop_after_steps`
+
+
+def init_params(model, *, key: jax.Array, window: int, num_features: int):
+  params_key, dropout_key, sample_key = jax.random.split(key, 3)
+  dummy = jnp.zeros((1, window, num_features), jnp.float32)
+  rngs = {"params": params_key, "dropout": dropout_key, "sample": sample_key}
+  return model.init(rngs, dummy)["params"]
+
+
+def _train_step(state, series, starts, loop_key, *, model, model_lib, tx, window):
+  windows = windows_lib.take_windows(series, starts, window)
+  rng = jax.random.fold_in(loop_key, state.step)
+  loss_fn = lambda p: model_lib.loss(model, p, windows, rng=rng, train=True)
+  (loss, _), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = jax.tree.map(lambda p, u: p + u, state.params, updates)
+  return state.replace(step=state.step + 1, params=params, opt_state=opt_state), loss
+
+
+def create_train_state(config, model, *, init_key, num_features: int, steps_per_epoch: int):
+  """Freshly initialised parameters and optimizer state, and the optimizer."""
+  params = init_params(model, key=init_key, window=config.data.window, num_features=num_features)
+  tx = optim_lib.make_optimizer(config.optim, steps_per_epoch=steps_per_epoch,
+                                total_steps=config.train.max_epochs * steps_per_epoch)
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params)), tx
+
+
+def make_train_step(model_lib, model, tx, *, window: int):
+  """The jitted `(state, series, starts, loop_key) -> (state, loss)`; donates `state`."""
+  return jax.jit(functools.partial(
+      _train_step, model=model, model_lib=model_lib, tx=tx, window=window), donate_argnums=0)
+
+
+def _window_losses(params, series, starts, key, *, model, model_lib, window):
+  """Loss of each window on its own, so padded batches can be masked exactly."""
+  windows = windows_lib.take_windows(series, starts, window)
+  one = lambda w: model_lib.loss(model, params, w[None], rng=key, train=False)[0]
+  return jax.vmap(one)(windows)
+
+
+def epoch_order(seed: int, epoch: int, num_windows: int, batch_size: int) -> np.ndarray:
+  """(steps_per_epoch, batch_size) window indices; the last batch wraps around."""
+  order = np.random.default_rng([seed, epoch]).permutation(num_windows)
+  steps = math.ceil(num_windows / batch_size)
+  return np.resize(order, steps * batch_size).reshape(steps, batch_size)
+
+
+def mean_loss(loss_fn, params, series, starts: np.ndarray, key, batch_size: int) -> float:
+  """Mean per-window loss over `starts`, in fixed-size batches."""
+  total, count = 0.0, len(starts)
+  for begin in range(0, count, batch_size):
+    batch = starts[begin:begin + batch_size]
+    padded = np.resize(batch, batch_size)
+    losses = loss_fn(params, series, jnp.asarray(padded), key)
+    total += float(jnp.sum(losses[:len(batch)]))
+  return total / count
+
+
+def fit(config: ml_collections.ConfigDict, prepared: Prepared, run_dir: pathlib.Path, *,
+        model_lib, model, stop_after_steps: int | None = None) -> FitResult:
+  """Trains `model` on `prepared.train`, resuming from the run's latest checkpoint.
+
+  Args:
+    config: the run's config (`seed`, `train`, `optim`, `data.window`).
+    prepared: normalised series and window starts.
+    run_dir: the run folder; checkpoints go to `<run_dir>/checkpoints/<step>/`
+      and per-epoch metrics to `<run_dir>/metrics.json`.
+    model_lib: the model file (`tsad_jax.models.get(name)`).
+    model: the linen module it built.
+    stop_after_steps: save a checkpoint and return after this many steps in
+      total, as a preempted job would (for tests and chunked jobs).
+
+  Returns:
+    A FitResult.
+  """
+  train_cfg, window = config.train, config.data.window
+  batch_size = train_cfg.batch_size
+  if batch_size < 1 or train_cfg.max_epochs < 1:
+    raise ValueError("config.train.batch_size and config.train.max_epochs must be >= 1.")
+  num_windows = len(prepared.train_starts)
+  steps_per_epoch = math.ceil(num_windows / batch_size)
+  total_steps = train_cfg.max_epochs * steps_per_epoch
+
+  init_key, loop_key = jax.random.split(jax.random.PRNGKey(config.seed))
+  eval_key = jax.random.fold_in(init_key, 1)
+  state, tx = create_train_state(config, model, init_key=init_key,
+                                 num_features=prepared.num_features,
+                                 steps_per_epoch=steps_per_epoch)
+  params = state.params
+  stopping = EarlyStopping(
+      best_loss=jnp.array(jnp.inf, jnp.float32), best_params=jax.tree.map(jnp.copy, params),
+      best_epoch=jnp.array(-1, jnp.int32), bad_epochs=jnp.zeros((), jnp.int32),
+      stopped=jnp.array(False))
+
+  mngr = checkpoints.manager(run_dir, max_to_keep=train_cfg.keep_checkpoints)
+  history_path = run_dir / "metrics.json"
+  history: list[dict[str, float]] = []
+  if mngr.latest_step() is not None:
+    restored = checkpoints.restore(mngr, {"state": state, "early_stopping": stopping})
+    state, stopping = restored["state"], restored["early_stopping"]
+    done_epochs = int(state.step) // steps_per_epoch
+    history = json.loads(history_path.read_text())[:done_epochs] if history_path.exists() else []
+  elapsed = sum(h["seconds"] for h in history)
+
+  step_fn = make_train_step(model_lib, model, tx, window=window)
+  loss_fn = jax.jit(functools.partial(
+      _window_losses, model=model, model_lib=model_lib, window=window))
+  series = jnp.asarray(prepared.train)
+  train_starts = prepared.train_starts
+
+  def save(step):
+    checkpoints.save(mngr, step, {"state": state, "early_stopping": stopping})
+    history_path.write_text(json.dumps(history, indent=1))
+
+  step = int(state.step)
+  stopped = bool(stopping.stopped)
+  bar = tqdm.tqdm(total=total_steps, initial=step, desc="train", unit="step",
+                  disable=not train_cfg.progress_bar)
+  epoch_loss, epoch_start = jnp.zeros(()), time.perf_counter()
+  order = None
+  while step < total_steps and not stopped:
+    epoch, index = divmod(step, steps_per_epoch)
+    if order is None or index == 0:
+      order = epoch_order(config.seed, epoch, num_windows, batch_size)
+      if index == 0:
+        epoch_loss, epoch_start = jnp.zeros(()), time.perf_counter()
+    starts = jnp.asarray(train_starts[order[index]])
+    state, loss = step_fn(state, series, starts, loop_key)
+    epoch_loss = epoch_loss + loss
+    step += 1
+    bar.update(1)
+    if step % train_cfg.log_every == 0:
+      bar.set_postfix(loss=f"{float(loss):.4g}")
+
+    if step % steps_per_epoch == 0:
+      record = {"epoch": epoch + 1, "step": step,
+                "train_loss": float(epoch_loss) / steps_per_epoch}
+      if len(prepared.val_starts):
+        val = mean_loss(loss_fn, state.params, series, prepared.val_starts, eval_key, batch_size)
+        record["val_loss"] = val
+        stopping = _update_early_stopping(stopping, state.params, val, epoch + 1,
+                                          patience=train_cfg.patience)
+        stopped = bool(stopping.stopped)
+      record["nonfinite_steps"] = optim_lib.nonfinite_steps(state.opt_state)
+      record["seconds"] = time.perf_counter() - epoch_start
+      history.append(record)
+      bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k.endswith("loss")})
+    if step % train_cfg.checkpoint_every == 0 or step == total_steps or stopped:
+      save(step)
+    if stop_after_steps is not None and step >= stop_after_steps and step < total_steps:
+      save(step)
+      bar.close()
+      return FitResult(state.params, history, step, optim_lib.nonfinite_steps(state.opt_state),
+                       elapsed + sum(h["seconds"] for h in history), finished=False)
+  bar.close()
+  if mngr.latest_step() != step:
+    save(step)
+  best = stopping.best_params if len(prepared.val_starts) else state.params
+  return FitResult(best, history, step, optim_lib.nonfinite_steps(state.opt_state),
+                   sum(h["seconds"] for h in history), finished=True)
+
+
+def _update_early_stopping(stopping: EarlyStopping, params, val_loss: float, epoch: int, *,
+                           patience: int) -> EarlyStopping:
+  if np.isfinite(val_loss) and val_loss < float(stopping.best_loss):
+    return stopping.replace(best_loss=jnp.asarray(val_loss, jnp.float32),
+                            best_params=jax.tree.map(jnp.copy, params),
+                            best_epoch=jnp.asarray(epoch, jnp.int32),
+                            bad_epochs=jnp.zeros((), jnp.int32))
+  bad = int(stopping.bad_epochs) + 1
+  return stopping.replace(bad_epochs=jnp.asarray(bad, jnp.int32),
+                          stopped=jnp.asarray(patience > 0 and bad >= patience))
+
+
+def load_params(run_dir: pathlib.Path, *, step: int | None = None):
+  """Parameters saved in a run: the best-validation ones of the latest checkpoint,
+  or, given `step`, the training parameters at that step."""
+  mngr = checkpoints.manager(run_dir)
+  tree = checkpoints.restore(mngr, None, step=step)
+  if step is None and np.isfinite(tree["early_stopping"]["best_loss"]):
+    return tree["early_stopping"]["best_params"]
+  return tree["state"]["params"]
