@@ -195,6 +195,7 @@ def fit(config: ml_collections.ConfigDict, prepared: Prepared, run_dir: pathlib.
       record["nonfinite_steps"] = optim_lib.nonfinite_steps(state.opt_state)
       record["seconds"] = time.perf_counter() - epoch_start
       history.append(record)
+      history_path.write_text(json.dumps(history, indent=1))
       bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k.endswith("loss")})
     if step % train_cfg.checkpoint_every == 0 or step == total_steps or stopped:
       save(step)

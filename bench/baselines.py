@@ -1,0 +1,64 @@
+"""Threshold-free metrics of the baselines and of random scores on every SMD machine.
+
+  python -m bench.baselines [--data_root=$TSAD_JAX_DATA_ROOT] [--metrics=VUS-PR,AUC-PR,PA-F1]
+
+Shows why point-adjusted F1 alone proves nothing: a uniform random score gets
+a high PA-F1 and a low VUS-PR. Normalisation as in configs/smd_lstmae.py.
+"""
+
+import os
+import pathlib
+import platform
+
+from absl import app
+from absl import flags
+import ml_collections
+import numpy as np
+
+from configs import smd_lstmae
+from tsad_jax import baselines
+from tsad_jax import metrics
+from tsad_jax.data import DATA_ROOT_ENV, load
+from tsad_jax.data.prepare import prepare
+
+_DATA_ROOT = flags.DEFINE_string("data_root", os.environ.get(DATA_ROOT_ENV, ""),
+                                 "Folder holding ServerMachineDataset/.")
+_METRICS = flags.DEFINE_list("metrics", ["VUS-PR", "AUC-PR", "Standard-F1", "PA-F1"],
+                             "Threshold-free metrics to print.")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of the random scores.")
+
+
+def detectors(seed: int) -> dict:
+  rng = np.random.default_rng(seed)
+  return {
+      "random": lambda train, test: rng.uniform(size=len(test)),
+      "zscore": lambda train, test: baselines.zscore(train, test)[1],
+      "pca": lambda train, test: baselines.pca(train, test)[1],
+  }
+
+
+def main(argv):
+  del argv
+  config: ml_collections.ConfigDict = smd_lstmae.get_config("all")
+  config.data.root = str(pathlib.Path(_DATA_ROOT.value) / "ServerMachineDataset")
+  prepared = prepare(load(config.data), config.data)
+  print(f"machine: {platform.processor() or platform.machine()}; data: {config.data.root}")
+  rows = {}
+  for name, train, test, entity in zip(
+      prepared.dataset.entities, prepared.split_train(prepared.train),
+      prepared.split_test(prepared.test), prepared.dataset.entities, strict=True):
+    for detector, score_fn in detectors(_SEED.value).items():
+      figures = metrics.threshold_free(entity.labels, score_fn(train, test),
+                                       sliding_window=config.eval.vus_window)
+      rows.setdefault(detector, {})[name.name] = figures
+  header = f"{'detector':10s} {'entity':14s}" + "".join(f"{m:>14s}" for m in _METRICS.value)
+  print(header)
+  for detector, per_entity in rows.items():
+    for entity, figures in per_entity.items():
+      print(f"{detector:10s} {entity:14s}" + "".join(f"{figures[m]:14.4f}" for m in _METRICS.value))
+    means = [np.mean([f[m] for f in per_entity.values()]) for m in _METRICS.value]
+    print(f"{detector:10s} {'mean':14s}" + "".join(f"{v:14.4f}" for v in means))
+
+
+if __name__ == "__main__":
+  app.run(main)
