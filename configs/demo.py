@@ -2,7 +2,7 @@
 
   python -m launch.train --config=configs/demo.py
 
-Trains for a minute or two on 2 CPU cores and writes
+Trains for about 90 seconds on 2 CPU cores and writes
 runs/synthetic/synthetic/lstm_ae/<run_id>/ with summary.json and plots; the
 summary compares the model with the zscore and pca baselines.
 """
@@ -15,7 +15,6 @@ def get_config():
   config.data.dataset = "synthetic"
   config.data.entity = "synthetic"
   config.data.window = 50
-  config.data.train_stride = 2
-  config.train.max_epochs = 8
+  config.train.max_epochs = 20
   config.train.batch_size = 128
   return config
