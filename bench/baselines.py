@@ -8,7 +8,6 @@ a high PA-F1 and a low VUS-PR. Normalisation as in configs/smd_lstmae.py.
 
 import os
 import pathlib
-import platform
 
 from absl import app
 from absl import flags
@@ -18,7 +17,9 @@ import numpy as np
 from configs import smd_lstmae
 from tsad_jax import baselines
 from tsad_jax import metrics
-from tsad_jax.data import DATA_ROOT_ENV, load
+from tsad_jax import runs
+from tsad_jax.data import DATA_ROOT_ENV
+from tsad_jax.data import load
 from tsad_jax.data.prepare import prepare
 
 _DATA_ROOT = flags.DEFINE_string("data_root", os.environ.get(DATA_ROOT_ENV, ""),
@@ -42,7 +43,7 @@ def main(argv):
   config: ml_collections.ConfigDict = smd_lstmae.get_config("all")
   config.data.root = str(pathlib.Path(_DATA_ROOT.value) / "ServerMachineDataset")
   prepared = prepare(load(config.data), config.data)
-  print(f"machine: {platform.processor() or platform.machine()}; data: {config.data.root}")
+  print(f"machine: {runs.machine()}; data: {config.data.root}")
   rows = {}
   for name, train, test, entity in zip(
       prepared.dataset.entities, prepared.split_train(prepared.train),

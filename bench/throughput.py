@@ -6,29 +6,22 @@ Needs the data (data.root or $TSAD_JAX_DATA_ROOT). Prints the machine, then
 one line per measurement. The first calls (compilation) are not timed.
 """
 
-import platform
 import time
 
-from absl import app, flags
+from absl import app
+from absl import flags
 import jax
 import jax.numpy as jnp
 from ml_collections import config_flags
 
-from tsad_jax import experiment, scoring, train
+from tsad_jax import experiment
+from tsad_jax import runs
+from tsad_jax import scoring
+from tsad_jax import train
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", "configs/smd_lstmae.py:machine-1-6", "Experiment config file.")
 _STEPS = flags.DEFINE_integer("steps", 30, "Timed training steps.")
-
-
-def _machine() -> str:
-  cpu = platform.processor() or platform.machine()
-  try:
-    with open("/proc/cpuinfo") as f:
-      cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-  except (OSError, StopIteration):
-    pass
-  return f"{cpu}, {jax.device_count()} x {jax.devices()[0].platform}, jax {jax.__version__}"
 
 
 def training_samples_per_second(setup: experiment.Setup, steps: int) -> float:
@@ -71,7 +64,7 @@ def main(argv):
   del argv
   config = _CONFIG.value
   setup = experiment.build(config)
-  print(f"machine: {_machine()}")
+  print(f"machine: {runs.machine()}")
   print(f"model: {config.model.name}, data: {config.data.dataset}/{config.data.entity}, "
         f"window {config.data.window}, {setup.prepared.num_features} features")
   rate = training_samples_per_second(setup, _STEPS.value)

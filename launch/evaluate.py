@@ -9,7 +9,9 @@ scores the parameters saved at step N. Results go to <run>/evaluations/.
 
 import sys
 
-from absl import app, flags, logging
+from absl import app
+from absl import flags
+from absl import logging
 
 from tsad_jax import experiment
 

@@ -6,7 +6,9 @@ Writes <workdir>/<dataset>/<entity>/<model>/<run_id>/. Resume an interrupted
 run with --config.run_id=<run_id> (same config).
 """
 
-from absl import app, flags, logging
+from absl import app
+from absl import flags
+from absl import logging
 from ml_collections import config_flags
 
 from tsad_jax import experiment

@@ -7,7 +7,8 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from tsad_jax import models, train
+from tsad_jax import models
+from tsad_jax import train
 
 CONFIGS = sorted(p.stem for p in pathlib.Path(__file__).parent.parent.joinpath("configs").glob(
     "*.py") if p.stem not in ("__init__", "common"))

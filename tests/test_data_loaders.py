@@ -10,8 +10,13 @@ import pytest
 
 from configs.common import data_config
 from tsad_jax import data
-from tsad_jax.data import cache, checks, csv_files, smap_msl, smd
-from tsad_jax.data.types import DataError, Segment
+from tsad_jax.data import cache
+from tsad_jax.data import checks
+from tsad_jax.data import csv_files
+from tsad_jax.data import smap_msl
+from tsad_jax.data import smd
+from tsad_jax.data.types import DataError
+from tsad_jax.data.types import Segment
 
 
 def _config(dataset, root, entity="", cache_dir=""):

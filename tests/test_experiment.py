@@ -7,8 +7,10 @@ import sys
 import numpy as np
 import pytest
 
-from configs import smd_lstmae, tiny
-from tsad_jax import experiment, runs
+from configs import smd_lstmae
+from configs import tiny
+from tsad_jax import experiment
+from tsad_jax import runs
 from tsad_jax.detector import Detector
 
 

@@ -7,7 +7,10 @@ import pytest
 from sklearn import metrics as skm
 
 from tsad_jax import metrics
-from tsad_jax.metrics import affiliation, event, range_based, sweep
+from tsad_jax.metrics import affiliation
+from tsad_jax.metrics import event
+from tsad_jax.metrics import range_based
+from tsad_jax.metrics import sweep
 
 # Two segments, [1, 4] and [7, 8]; one predicted point in the first, one false alarm at 6.
 LABELS = np.array([0, 1, 1, 1, 1, 0, 0, 1, 1, 0])

@@ -9,9 +9,12 @@ from numpy.testing import assert_array_equal
 import pytest
 
 from configs import tiny
-from tsad_jax import models, train
-from tsad_jax.data.prepare import Prepared, fit_and_val_starts
-from tsad_jax.data.types import Dataset, Entity
+from tsad_jax import models
+from tsad_jax import train
+from tsad_jax.data.prepare import Prepared
+from tsad_jax.data.prepare import fit_and_val_starts
+from tsad_jax.data.types import Dataset
+from tsad_jax.data.types import Entity
 
 
 def _prepared(config, length=400, num_features=3, seed=0):

@@ -16,10 +16,16 @@ import jax
 import ml_collections
 import numpy as np
 
-from tsad_jax import models, scoring, thresholds, train
+from tsad_jax import models
+from tsad_jax import scoring
+from tsad_jax import thresholds
+from tsad_jax import train
 from tsad_jax.data import normalize
-from tsad_jax.data.prepare import Prepared, fit_and_val_starts
-from tsad_jax.data.types import DataError, Dataset, Entity
+from tsad_jax.data.prepare import Prepared
+from tsad_jax.data.prepare import fit_and_val_starts
+from tsad_jax.data.types import DataError
+from tsad_jax.data.types import Dataset
+from tsad_jax.data.types import Entity
 
 # SPOT needs the test stream itself, so a threshold fixed at fit time uses POT instead.
 _FIT_TIME_METHOD = {"spot": "pot"}
@@ -49,6 +55,7 @@ class Detector:
   """
 
   def __init__(self, config: ml_collections.ConfigDict, *, workdir: str | None = None):
+    """`workdir`: where each fit's checkpoints go (a new subfolder per fit; default: temp)."""
     self.config = config
     self.workdir = workdir
 
@@ -66,7 +73,9 @@ class Detector:
     self.model_ = model_lib.build(cfg.model, num_features=x.shape[1], window=cfg.data.window)
     self._scorer = scoring.Scorer(model_lib, self.model_, window=cfg.data.window,
                                   batch_size=cfg.eval.batch_size, rule=cfg.eval.point_rule)
-    run_dir = pathlib.Path(self.workdir or tempfile.mkdtemp(prefix="tsad_jax_detector_"))
+    if self.workdir:
+      pathlib.Path(self.workdir).mkdir(parents=True, exist_ok=True)
+    run_dir = pathlib.Path(tempfile.mkdtemp(prefix="detector_", dir=self.workdir))
     result = train.fit(cfg, prepared, run_dir, model_lib=model_lib, model=self.model_)
     self.params_, self.history_ = result.params, result.history
     self.num_features_ = x.shape[1]

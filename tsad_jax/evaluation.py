@@ -13,7 +13,8 @@ from collections.abc import Sequence
 import ml_collections
 import numpy as np
 
-from tsad_jax import metrics, thresholds
+from tsad_jax import metrics
+from tsad_jax import thresholds
 
 ORACLE = "best_f1_oracle"
 

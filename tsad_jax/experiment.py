@@ -3,16 +3,22 @@
 import dataclasses
 import json
 import pathlib
-import platform
 import time
 
 import jax
 import ml_collections
 import numpy as np
 
-from tsad_jax import baselines, evaluation, models, plots, runs, scoring, train
+from tsad_jax import baselines
+from tsad_jax import evaluation
+from tsad_jax import models
+from tsad_jax import plots
+from tsad_jax import runs
+from tsad_jax import scoring
+from tsad_jax import train
 from tsad_jax.data import load
-from tsad_jax.data.prepare import Prepared, prepare
+from tsad_jax.data.prepare import Prepared
+from tsad_jax.data.prepare import prepare
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,8 +94,7 @@ def score_and_report(setup: Setup, params, out_dir: pathlib.Path, *,
       **evaluation.summarize(names, labels, test_scores, calib, config),
       "baselines": _baselines(setup, names, labels),
       "scoring_seconds": scoring_seconds,
-      "machine": f"{platform.machine()} {platform.processor() or ''} "
-                 f"{jax.devices()[0].platform} x{jax.device_count()}".strip(),
+      "machine": runs.machine(),
   }
   out_dir.mkdir(parents=True, exist_ok=True)
   runs.write_scores(out_dir, names, labels, test_per_feature, prepared.dataset.feature_names)

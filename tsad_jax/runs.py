@@ -8,8 +8,11 @@ run with `config.run_id` resumes it.
 
 import datetime
 import json
+import os
 import pathlib
+import platform
 
+import jax
 import ml_collections
 import numpy as np
 import pandas as pd
@@ -69,6 +72,19 @@ def open_run(workdir: str | pathlib.Path, config: ml_collections.ConfigDict) -> 
     config.run_id = run_dir.name
   write_json(run_dir / CONFIG_FILE, json.loads(config.to_json()))
   return run_dir
+
+
+def machine() -> str:
+  """The CPU model and JAX devices, for summaries and benchmark reports."""
+  cpu = platform.processor() or platform.machine()
+  try:
+    with open("/proc/cpuinfo") as f:
+      cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+  except (OSError, StopIteration):
+    pass
+  devices = jax.devices()
+  return (f"{cpu}, {os.cpu_count()} cores, {len(devices)} x {devices[0].platform}, "
+          f"jax {jax.__version__}")
 
 
 def load_config(run_dir: str | pathlib.Path) -> ml_collections.ConfigDict:

@@ -11,7 +11,8 @@ import json
 import math
 import pathlib
 import time
-from typing import Any, NamedTuple
+from typing import Any
+from typing import NamedTuple
 
 import flax.struct
 import jax
@@ -160,6 +161,8 @@ def fit(config: ml_collections.ConfigDict, prepared: Prepared, run_dir: pathlib.
   train_starts = prepared.train_starts
 
   def save(step):
+    if mngr.latest_step() == step:
+      return
     checkpoints.save(mngr, step, {"state": state, "early_stopping": stopping})
     history_path.write_text(json.dumps(history, indent=1))
 
@@ -199,14 +202,13 @@ def fit(config: ml_collections.ConfigDict, prepared: Prepared, run_dir: pathlib.
       bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k.endswith("loss")})
     if step % train_cfg.checkpoint_every == 0 or step == total_steps or stopped:
       save(step)
-    if stop_after_steps is not None and step >= stop_after_steps and step < total_steps:
+    if stop_after_steps is not None and stop_after_steps <= step < total_steps:
       save(step)
       bar.close()
       return FitResult(state.params, history, step, optim_lib.nonfinite_steps(state.opt_state),
                        elapsed + sum(h["seconds"] for h in history), finished=False)
   bar.close()
-  if mngr.latest_step() != step:
-    save(step)
+  save(step)
   best = stopping.best_params if len(prepared.val_starts) else state.params
   return FitResult(best, history, step, optim_lib.nonfinite_steps(state.opt_state),
                    sum(h["seconds"] for h in history), finished=True)

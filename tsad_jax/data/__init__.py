@@ -5,8 +5,15 @@ from pathlib import Path
 
 import ml_collections
 
-from tsad_jax.data import cache, csv_files, smap_msl, smd, synthetic
-from tsad_jax.data.types import DataError, Dataset, Entity, Segment
+from tsad_jax.data import cache
+from tsad_jax.data import csv_files
+from tsad_jax.data import smap_msl
+from tsad_jax.data import smd
+from tsad_jax.data import synthetic
+from tsad_jax.data.types import DataError
+from tsad_jax.data.types import Dataset
+from tsad_jax.data.types import Entity
+from tsad_jax.data.types import Segment
 
 # The folder holding the standard data set folders (`ServerMachineDataset/`, `SMAP_MSL/`);
 # used when `data.root` is left empty.

@@ -6,7 +6,8 @@ rewritten (atomically: temp file + `os.replace`). Entries never hold pickles.
 A cache folder that cannot be written only costs a warning.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from collections.abc import Mapping
 import hashlib
 import os
 from pathlib import Path

@@ -1,6 +1,7 @@
 """Validation shared by the loaders: each failure is a `DataError` naming the file and the fix."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from collections.abc import Sequence
 import os
 
 import numpy as np

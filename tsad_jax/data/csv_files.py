@@ -15,8 +15,12 @@ import ml_collections
 import numpy as np
 import pandas as pd
 
-from tsad_jax.data import cache, checks
-from tsad_jax.data.types import DataError, Dataset, Entity, segments_from_labels
+from tsad_jax.data import cache
+from tsad_jax.data import checks
+from tsad_jax.data.types import DataError
+from tsad_jax.data.types import Dataset
+from tsad_jax.data.types import Entity
+from tsad_jax.data.types import segments_from_labels
 
 
 def load(root: str, options: ml_collections.ConfigDict, entity: str = "", *,

@@ -10,7 +10,9 @@ import dataclasses
 import ml_collections
 import numpy as np
 
-from tsad_jax.data import checks, normalize, windows
+from tsad_jax.data import checks
+from tsad_jax.data import normalize
+from tsad_jax.data import windows
 from tsad_jax.data.types import Dataset
 
 

@@ -27,7 +27,11 @@ import warnings
 import numpy as np
 
 from tsad_jax.data import checks
-from tsad_jax.data.types import DataError, Dataset, Entity, Segment, segments_from_labels
+from tsad_jax.data.types import DataError
+from tsad_jax.data.types import Dataset
+from tsad_jax.data.types import Entity
+from tsad_jax.data.types import Segment
+from tsad_jax.data.types import segments_from_labels
 
 FOLDER = "SMAP_MSL"
 LABELS_FILE = "labeled_anomalies.csv"

@@ -26,7 +26,10 @@ from typing import NamedTuple
 import ml_collections
 import numpy as np
 
-from tsad_jax.data.types import DataError, Dataset, Entity, Segment
+from tsad_jax.data.types import DataError
+from tsad_jax.data.types import Dataset
+from tsad_jax.data.types import Entity
+from tsad_jax.data.types import Segment
 
 ANOMALY_TYPES = ("spike", "level_shift", "drift", "frequency_change", "correlation_break",
                  "noise_burst")

@@ -8,15 +8,24 @@ timestep; anything else raises ValueError. Metrics that are undefined for the
 given labels (no anomaly at all) are NaN rather than errors.
 """
 
-from tsad_jax.metrics.affiliation import affiliation_f, affiliation_precision_recall
-from tsad_jax.metrics.delay import detection_summary, segment_delays
+from tsad_jax.metrics.affiliation import affiliation_f
+from tsad_jax.metrics.affiliation import affiliation_precision_recall
+from tsad_jax.metrics.delay import detection_summary
+from tsad_jax.metrics.delay import segment_delays
 from tsad_jax.metrics.event import event_f1
 from tsad_jax.metrics.oracle import best_f1_threshold
-from tsad_jax.metrics.point import confusion_counts, f1_from_counts, pa_k, point_adjust
-from tsad_jax.metrics.range_based import range_f1, range_precision_recall
-from tsad_jax.metrics.ranking import auc_pr, auc_roc
+from tsad_jax.metrics.point import confusion_counts
+from tsad_jax.metrics.point import f1_from_counts
+from tsad_jax.metrics.point import pa_k
+from tsad_jax.metrics.point import point_adjust
+from tsad_jax.metrics.range_based import range_f1
+from tsad_jax.metrics.range_based import range_precision_recall
+from tsad_jax.metrics.ranking import auc_pr
+from tsad_jax.metrics.ranking import auc_roc
 from tsad_jax.metrics.segments import anomaly_segments
-from tsad_jax.metrics.suites import THRESHOLD_FREE_KEYS, at_threshold, threshold_free
+from tsad_jax.metrics.suites import THRESHOLD_FREE_KEYS
+from tsad_jax.metrics.suites import at_threshold
+from tsad_jax.metrics.suites import threshold_free
 from tsad_jax.metrics.volume import vus
 
 __all__ = [

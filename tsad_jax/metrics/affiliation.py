@@ -19,7 +19,8 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike
 
-from tsad_jax.metrics import inputs, segments
+from tsad_jax.metrics import inputs
+from tsad_jax.metrics import segments
 
 
 class Zones(NamedTuple):

@@ -3,7 +3,8 @@
 import numpy as np
 from numpy.typing import ArrayLike
 
-from tsad_jax.metrics import inputs, segments
+from tsad_jax.metrics import inputs
+from tsad_jax.metrics import segments
 
 
 def segment_delays(labels: ArrayLike, preds: ArrayLike) -> np.ndarray:

@@ -11,7 +11,8 @@ and Diagnosis in Multivariate Time Series", IEEE TNNLS 2021. Unlike TSB-AD's
 import numpy as np
 from numpy.typing import ArrayLike
 
-from tsad_jax.metrics import inputs, segments
+from tsad_jax.metrics import inputs
+from tsad_jax.metrics import segments
 
 
 def _combine(recall: np.ndarray, precision: np.ndarray) -> np.ndarray:

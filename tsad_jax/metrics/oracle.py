@@ -9,7 +9,9 @@ TSB-AD's value by about 1e-5) and takes one sort and cumulative sums.
 import numpy as np
 from numpy.typing import ArrayLike
 
-from tsad_jax.metrics import inputs, point, ranking
+from tsad_jax.metrics import inputs
+from tsad_jax.metrics import point
+from tsad_jax.metrics import ranking
 
 
 def _search(y: np.ndarray, s: np.ndarray) -> tuple[float, float, float, float]:

@@ -16,7 +16,8 @@ labels hold no anomaly.
 import numpy as np
 from numpy.typing import ArrayLike
 
-from tsad_jax.metrics import inputs, segments
+from tsad_jax.metrics import inputs
+from tsad_jax.metrics import segments
 
 ADJUSTMENTS = (None, "pa", "pak")
 PA_K_GRID = np.arange(101)

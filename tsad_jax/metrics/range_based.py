@@ -12,7 +12,8 @@ positional bias and the reciprocal cardinality factor, as here.
 import numpy as np
 from numpy.typing import ArrayLike
 
-from tsad_jax.metrics import inputs, segments
+from tsad_jax.metrics import inputs
+from tsad_jax.metrics import segments
 
 ALPHA = 0.2
 

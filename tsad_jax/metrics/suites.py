@@ -2,18 +2,16 @@
 
 from numpy.typing import ArrayLike
 
-from tsad_jax.metrics import (
-  affiliation,
-  delay,
-  event,
-  inputs,
-  oracle,
-  point,
-  range_based,
-  ranking,
-  sweep,
-  volume,
-)
+from tsad_jax.metrics import affiliation
+from tsad_jax.metrics import delay
+from tsad_jax.metrics import event
+from tsad_jax.metrics import inputs
+from tsad_jax.metrics import oracle
+from tsad_jax.metrics import point
+from tsad_jax.metrics import range_based
+from tsad_jax.metrics import ranking
+from tsad_jax.metrics import sweep
+from tsad_jax.metrics import volume
 
 THRESHOLD_FREE_KEYS = ("AUC-PR", "AUC-ROC", "VUS-PR", "VUS-ROC", "Standard-F1", "PA-F1",
                        "Event-based-F1", "R-based-F1", "Affiliation-F")

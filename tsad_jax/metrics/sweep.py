@@ -7,7 +7,8 @@ value over 100 thresholds `linspace(min(scores), max(scores), 100)`, predicting
 
 import numpy as np
 
-from tsad_jax.metrics import point, segments
+from tsad_jax.metrics import point
+from tsad_jax.metrics import segments
 
 NUM_THRESHOLDS = 100
 

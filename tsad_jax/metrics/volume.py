@@ -27,7 +27,8 @@ NeurIPS 2024).
 import numpy as np
 from numpy.typing import ArrayLike
 
-from tsad_jax.metrics import inputs, segments
+from tsad_jax.metrics import inputs
+from tsad_jax.metrics import segments
 
 NUM_THRESHOLDS = 250
 

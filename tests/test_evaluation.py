@@ -1,0 +1,74 @@
+"""Summaries over several entities: mean over entities and pooled counts; baselines."""
+
+import ml_collections
+import numpy as np
+from numpy.testing import assert_allclose
+import pytest
+
+from tsad_jax import baselines
+from tsad_jax import evaluation
+
+
+def _threshold_config(**fields):
+  cfg = ml_collections.ConfigDict({"methods": "fixed", "calibration": "train", "pot_q": 1e-3,
+                                   "pot_level": 0.98, "anomaly_ratio": 1.0, "fixed_value": 0.5})
+  cfg.update(fields)
+  return cfg
+
+
+def test_mean_and_pooled_over_two_entities():
+  # Entity a: 2 anomalies, fixed threshold 0.5 predicts one of them and one normal point.
+  labels_a = np.array([0, 0, 1, 1, 0, 0])
+  scores_a = np.array([0.1, 0.9, 0.8, 0.2, 0.1, 0.1])  # tp=1, fp=1, fn=1
+  # Entity b: 1 anomaly, found, no false alarm.
+  labels_b = np.array([0, 1, 0, 0])
+  scores_b = np.array([0.0, 0.7, 0.0, 0.1])  # tp=1, fp=0, fn=0
+  out = evaluation.thresholded(["a", "b"], [labels_a, labels_b], [scores_a, scores_b],
+                               [scores_a, scores_b], _threshold_config())["fixed"]
+  assert out["per_entity"]["a"]["F1"] == pytest.approx(0.5)
+  assert out["per_entity"]["b"]["F1"] == pytest.approx(1.0)
+  assert out["mean"]["F1"] == pytest.approx(0.75)
+  # Pooled: tp=2, fp=1, fn=1 -> precision 2/3, recall 2/3.
+  assert out["pooled"]["precision"] == pytest.approx(2 / 3)
+  assert out["pooled"]["recall"] == pytest.approx(2 / 3)
+  # Point adjustment fills entity a's segment: tp=3, fp=1, fn=0 in total.
+  assert out["pooled"]["PA-precision"] == pytest.approx(3 / 4)
+  assert out["pooled"]["PA-recall"] == pytest.approx(1.0)
+
+
+def test_oracle_threshold_is_reported_separately_and_is_best():
+  labels = np.array([0, 0, 1, 1, 0, 1, 0, 0])
+  scores = np.array([0.1, 0.4, 0.8, 0.3, 0.2, 0.9, 0.35, 0.0])
+  out = evaluation.thresholded(["x"], [labels], [scores], [scores], _threshold_config())
+  assert set(out) == {"fixed", evaluation.ORACLE}
+  assert out[evaluation.ORACLE]["mean"]["F1"] >= out["fixed"]["mean"]["F1"]
+  # Brute force over every cut.
+  best = max(2 * np.sum((scores > t) & (labels == 1)) / (np.sum(scores > t) + labels.sum())
+             for t in np.r_[scores, -1.0])
+  assert out[evaluation.ORACLE]["mean"]["F1"] == pytest.approx(best)
+
+
+def test_single_entity_pooled_equals_mean_for_threshold_free():
+  rng = np.random.default_rng(0)
+  labels = (np.arange(300) % 50 > 44).astype(int)
+  scores = rng.uniform(size=300) + labels
+  out = evaluation.threshold_free(["x"], [labels], [scores], sliding_window=5)
+  assert out["mean"] == out["pooled"]
+  assert out["mean"]["AUC-ROC"] > 0.9
+
+
+def test_zscore_baseline_by_hand():
+  train = np.array([[0.0, 10.0], [2.0, 10.0]])  # mean (1, 10), std (1, 0 -> 1)
+  per_feature, total = baselines.zscore(train, np.array([[4.0, 10.0], [1.0, 12.0]]))
+  assert_allclose(per_feature, [[3.0, 0.0], [0.0, 2.0]])
+  assert_allclose(total, [3.0, 2.0])
+
+
+def test_pca_baseline_flags_a_broken_correlation():
+  rng = np.random.default_rng(0)
+  base = rng.normal(size=(500, 1))
+  train = np.hstack([base, 2 * base, -base]) + 0.01 * rng.normal(size=(500, 3))
+  test = np.array([[1.0, 2.0, -1.0], [1.0, -2.0, -1.0]])  # the second breaks the correlation
+  per_feature, total = baselines.pca(train, test, variance=0.9)
+  assert per_feature.shape == (2, 3)
+  assert total[1] > 100 * total[0]
