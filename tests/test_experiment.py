@@ -107,17 +107,24 @@ def test_detector_fit_decision_function_predict(tmp_path):
     detector.decision_function(np.where(t[:300] == 5, np.nan, test))
 
 
-def test_short_real_smd_training(tmp_path, data_root):
-  config = smd_lstmae.get_config("machine-1-6")
+def test_short_real_smd_training_on_two_machines(tmp_path, data_root):
+  config = smd_lstmae.get_config("machine-1-6,machine-2-1")
   config.data.root = str(data_root / "ServerMachineDataset")
-  config.data.train_stride = 50
+  config.data.train_stride = 100
   config.train.max_epochs = 1
   config.train.progress_bar = False
   config.model.hidden_size = 16
   config.eval.plots = False
   run_dir = experiment.train_and_evaluate(config, tmp_path)
+  assert run_dir.parent == tmp_path / "smd" / "machine-1-6+machine-2-1" / "lstm_ae"
   summary = experiment.load_summary(run_dir)
-  assert summary["entities"] == ["machine-1-6"]
-  vus = summary["threshold_free"]["mean"]["VUS-PR"]
-  assert 0.0 < vus <= 1.0
-  assert np.load(run_dir / "scores.npz")["machine-1-6/score"].shape == (23689,)
+  assert summary["entities"] == ["machine-1-6", "machine-2-1"]
+  free = summary["threshold_free"]
+  per_entity = [free["per_entity"][m]["VUS-PR"] for m in summary["entities"]]
+  assert free["mean"]["VUS-PR"] == pytest.approx(np.mean(per_entity))
+  assert 0.0 < free["pooled"]["VUS-PR"] <= 1.0
+  pot = summary["thresholds"]["pot"]
+  assert set(pot["per_entity"]) == {"machine-1-6", "machine-2-1"}
+  scores = np.load(run_dir / "scores.npz")
+  assert scores["machine-1-6/score"].shape == (23689,)
+  assert scores["machine-2-1/label"].sum() > 0
