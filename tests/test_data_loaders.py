@@ -15,6 +15,7 @@ from tsad_jax.data import checks
 from tsad_jax.data import csv_files
 from tsad_jax.data import smap_msl
 from tsad_jax.data import smd
+from tsad_jax.data.prepare import prepare
 from tsad_jax.data.types import DataError
 from tsad_jax.data.types import Segment
 
@@ -487,6 +488,13 @@ def test_csv_refuses_empty_file(csv_root):
 
 
 # --- Shared checks -----------------------------------------------------------------------------
+
+
+def test_series_shorter_than_the_window_names_the_file(smd_root):
+  config = _config("smd", smd_root, "machine-1-1", smd_root.parent / "cache")
+  config.window = 41  # train has 40 rows
+  with pytest.raises(DataError, match=r"train.machine-1-1\.txt.*--config\.data\.window"):
+    prepare(data.load(config), config)
 
 
 def test_check_length_names_the_file():
