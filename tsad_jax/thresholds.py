@@ -35,9 +35,11 @@ Grimshaw's reduction: S. D. Grimshaw, "Computing Maximum Likelihood Estimates
 for the Generalized Pareto Distribution", Technometrics 35(2), 1993.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from collections.abc import Mapping
 import math
-from typing import Any, NamedTuple
+from typing import Any
+from typing import NamedTuple
 
 import numpy as np
 
