@@ -111,3 +111,15 @@ def test_epoch_order_visits_every_window_and_depends_on_the_epoch():
   assert set(a.reshape(-1)) == set(range(10))
   assert not np.array_equal(a, train.epoch_order(0, 1, 10, 4))
   assert_array_equal(a, train.epoch_order(0, 0, 10, 4))
+
+
+def test_a_diverged_run_stops_with_a_clear_error(tmp_path):
+  config, prepared, lib, model = _setup(optim__max_consecutive_nonfinite=3)
+
+  def nan_loss(model, params, windows, *, rng, train):
+    value, aux = lib.loss(model, params, windows, rng=rng, train=train)
+    return value * jnp.where(train, jnp.nan, 1.0), aux
+
+  broken = types.SimpleNamespace(loss=nan_loss, score=lib.score, SCORES_EVERY_POINT=True)
+  with pytest.raises(FloatingPointError, match="learning_rate"):
+    train.fit(config, prepared, tmp_path, model_lib=broken, model=model)

@@ -25,8 +25,9 @@ def make_optimizer(optim: ml_collections.ConfigDict, *, steps_per_epoch: int,
   """Adam with global-norm clipping, optional L2, a schedule, non-finite steps skipped.
 
   A step whose gradients hold NaN or inf leaves the parameters unchanged and is
-  counted in the state's `total_notfinite` (optax.apply_if_finite); training
-  stops after `optim.max_consecutive_nonfinite` such steps in a row.
+  counted in the state's `total_notfinite` (optax.apply_if_finite); after
+  `optim.max_consecutive_nonfinite` such steps in a row the update goes through,
+  and `check_not_diverged` stops the run.
   """
   if optim.learning_rate <= 0:
     raise ValueError(f"config.optim.learning_rate must be > 0, got {optim.learning_rate}.")
@@ -44,3 +45,12 @@ def make_optimizer(optim: ml_collections.ConfigDict, *, steps_per_epoch: int,
 def nonfinite_steps(opt_state) -> int:
   """How many updates were skipped for non-finite gradients so far."""
   return int(opt_state.total_notfinite)
+
+
+def check_not_diverged(opt_state, optim: ml_collections.ConfigDict) -> None:
+  """Raises when the last `max_consecutive_nonfinite` steps all had non-finite gradients."""
+  if int(opt_state.notfinite_count) >= optim.max_consecutive_nonfinite:
+    raise FloatingPointError(
+        f"Training diverged: {int(opt_state.notfinite_count)} steps in a row had NaN or inf "
+        "gradients. Lower --config.optim.learning_rate or set --config.optim.grad_clip_norm; "
+        "the run's checkpoints before this point are kept.")

@@ -152,7 +152,6 @@ def fit(config: ml_collections.ConfigDict, prepared: Prepared, run_dir: pathlib.
     state, stopping = restored["state"], restored["early_stopping"]
     done_epochs = int(state.step) // steps_per_epoch
     history = json.loads(history_path.read_text())[:done_epochs] if history_path.exists() else []
-  elapsed = sum(h["seconds"] for h in history)
 
   step_fn = make_train_step(model_lib, model, tx, window=window)
   loss_fn = jax.jit(functools.partial(
@@ -196,6 +195,7 @@ def fit(config: ml_collections.ConfigDict, prepared: Prepared, run_dir: pathlib.
                                           patience=train_cfg.patience)
         stopped = bool(stopping.stopped)
       record["nonfinite_steps"] = optim_lib.nonfinite_steps(state.opt_state)
+      optim_lib.check_not_diverged(state.opt_state, config.optim)
       record["seconds"] = time.perf_counter() - epoch_start
       history.append(record)
       history_path.write_text(json.dumps(history, indent=1))
@@ -206,7 +206,7 @@ def fit(config: ml_collections.ConfigDict, prepared: Prepared, run_dir: pathlib.
       save(step)
       bar.close()
       return FitResult(state.params, history, step, optim_lib.nonfinite_steps(state.opt_state),
-                       elapsed + sum(h["seconds"] for h in history), finished=False)
+                       sum(h["seconds"] for h in history), finished=False)
   bar.close()
   save(step)
   best = stopping.best_params if len(prepared.val_starts) else state.params
