@@ -84,6 +84,14 @@ def test_bad_config_value_is_a_clear_error(tmp_path):
   config.optim.schedule = "sometimes"
   with pytest.raises(ValueError, match="optim.schedule"):
     experiment.train_and_evaluate(config, tmp_path)
+  config = _tiny()
+  config.threshold.methods = "pot,magic"
+  with pytest.raises(ValueError, match="threshold.methods: unknown 'magic'; choose from pot"):
+    experiment.build(config)
+  config = _tiny()
+  config.eval.point_rule = "first"
+  with pytest.raises(ValueError, match="eval.point_rule"):
+    experiment.build(config)
 
 
 def test_detector_fit_decision_function_predict(tmp_path):

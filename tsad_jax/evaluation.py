@@ -56,7 +56,7 @@ def threshold_free(names, labels, scores, *, sliding_window: int) -> dict:
 def thresholded(names, labels, scores, calib_scores, cfg: ml_collections.ConfigDict) -> dict:
   """Figures at each configured threshold method, and at the oracle threshold."""
   out = {}
-  methods = [m.strip() for m in cfg.methods.split(",") if m.strip()]
+  methods = [m.strip() for m in cfg.methods.split(",") if m.strip()]  # checked by check_config
   for method in methods + [ORACLE]:
     per_entity, all_preds = {}, []
     for name, y, s, calib in zip(names, labels, scores, calib_scores, strict=True):

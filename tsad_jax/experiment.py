@@ -15,6 +15,7 @@ from tsad_jax import models
 from tsad_jax import plots
 from tsad_jax import runs
 from tsad_jax import scoring
+from tsad_jax import thresholds
 from tsad_jax import train
 from tsad_jax.data import load
 from tsad_jax.data.prepare import Prepared
@@ -31,8 +32,30 @@ class Setup:
   model: object
 
 
+def _names(field: str) -> list[str]:
+  return [name.strip() for name in field.split(",") if name.strip()]
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+  """Refuses unknown method names before any data is loaded or any step is trained."""
+  choices = {
+      "threshold.methods": (_names(config.threshold.methods), thresholds.REGISTRY),
+      "eval.baselines": (_names(config.eval.baselines), baselines.BASELINES),
+      "eval.point_rule": ([config.eval.point_rule], scoring.POINT_RULES),
+      "threshold.calibration": ([config.threshold.calibration], ("train", "val")),
+  }
+  for field, (given, valid) in choices.items():
+    unknown = [name for name in given if name not in valid]
+    if unknown:
+      raise ValueError(f"config.{field}: unknown {', '.join(map(repr, unknown))}; "
+                       f"choose from {', '.join(valid)}.")
+  if config.data.window < 2:
+    raise ValueError(f"config.data.window must be >= 2, got {config.data.window}.")
+
+
 def build(config: ml_collections.ConfigDict) -> Setup:
   """Loads and prepares the data, and builds the model the config names."""
+  check_config(config)
   model_lib = models.get(config.model.name)
   prepared = prepare(load(config.data), config.data)
   model = model_lib.build(config.model, num_features=prepared.num_features,
@@ -41,24 +64,19 @@ def build(config: ml_collections.ConfigDict) -> Setup:
 
 
 def _calibration_scores(setup: Setup, train_scores: list[np.ndarray]) -> list[np.ndarray]:
-  calibration = setup.config.threshold.calibration
-  if calibration == "train":
+  """The scores thresholds are fitted on: all training scores, or the validation part."""
+  if setup.config.threshold.calibration == "train":
     return train_scores
-  if calibration == "val":
-    fraction = setup.config.data.val_fraction
-    if not fraction:
-      raise ValueError("config.threshold.calibration='val' needs config.data.val_fraction > 0.")
-    return [s[-max(int(round(len(s) * fraction)), 1):] for s in train_scores]
-  raise ValueError(f"config.threshold.calibration={calibration!r}; use train or val.")
+  fraction = setup.config.data.val_fraction
+  if not fraction:
+    raise ValueError("config.threshold.calibration='val' needs config.data.val_fraction > 0.")
+  return [s[-max(int(round(len(s) * fraction)), 1):] for s in train_scores]
 
 
 def _baselines(setup: Setup, names, labels) -> dict:
   prepared, config = setup.prepared, setup.config
   out = {}
-  for name in [b.strip() for b in config.eval.baselines.split(",") if b.strip()]:
-    if name not in baselines.BASELINES:
-      raise ValueError(f"config.eval.baselines names {name!r}; "
-                       f"available: {', '.join(baselines.BASELINES)}.")
+  for name in _names(config.eval.baselines):
     kwargs = {"variance": config.eval.pca_variance} if name == "pca" else {}
     pairs = zip(prepared.split_train(prepared.train), prepared.split_test(prepared.test),
                 strict=True)

@@ -28,11 +28,14 @@ def _accumulate(totals, counts, params, series, starts, key, *, model, model_lib
   return totals, counts
 
 
+POINT_RULES = ("last", "mean")
+
+
 class Scorer:
   """Compiles a model's score function once and applies it to whole series."""
 
   def __init__(self, model_lib, model, *, window: int, batch_size: int, rule: str = "last"):
-    if rule not in ("last", "mean"):
+    if rule not in POINT_RULES:
       raise ValueError(f"config.eval.point_rule={rule!r}; use last or mean.")
     self.window, self.batch_size, self.rule = window, batch_size, rule
     self.model_lib = model_lib
