@@ -23,4 +23,5 @@ def get_config(dataset: str = "synthetic"):
   config.eval.baselines = "zscore"
   config.eval.plots = False
   config.eval.vus_window = 10
+  config.threshold.methods = "pot,spot,percentile"
   return config
