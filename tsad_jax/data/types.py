@@ -5,6 +5,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from tsad_jax.metrics.segments import anomaly_segments
+
 
 class DataError(ValueError):
   """Bad input data: the message names the file and says how to fix it."""
@@ -61,6 +63,4 @@ class Dataset:
 
 def segments_from_labels(labels: np.ndarray) -> tuple[Segment, ...]:
   """The contiguous runs of 1 in (T,) 0/1 point labels, as dim-less segments."""
-  edges = np.diff(np.concatenate([[0], np.asarray(labels, dtype=np.int8), [0]]))
-  starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
-  return tuple(Segment(int(start), int(end)) for start, end in zip(starts, ends, strict=True))
+  return tuple(Segment(start, end) for start, end in anomaly_segments(labels))
