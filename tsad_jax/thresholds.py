@@ -336,6 +336,12 @@ def pot(calib_scores: Any, *, q: float = 1e-3, level: float = 0.98) -> PotResult
     ValueError: empty or non-finite scores, q or level outside (0, 1), too few
       peaks, or q not below the peak fraction.
   """
+  result, _, _ = _fit_tail(calib_scores, q=q, level=level)
+  return result
+
+
+def _fit_tail(calib_scores: Any, *, q: float, level: float) -> tuple[PotResult, np.ndarray, int]:
+  """POT on validated calibration scores: (result, the peaks' excesses, number of scores)."""
   scores = _as_scores(calib_scores, "calib_scores")
   q = _check_open_unit(q, "q")
   level = _check_open_unit(level, "level")
@@ -343,7 +349,8 @@ def pot(calib_scores: Any, *, q: float = 1e-3, level: float = 0.98) -> PotResult
   fit = fit_gpd(excesses)
   threshold = _tail_quantile(init_threshold, fit.gamma, fit.sigma, q=q, num_obs=scores.size,
                              num_peaks=excesses.size)
-  return PotResult(threshold, fit.gamma, fit.sigma, init_threshold, int(excesses.size))
+  result = PotResult(threshold, fit.gamma, fit.sigma, init_threshold, int(excesses.size))
+  return result, excesses, int(scores.size)
 
 
 # ---------------------------------------------------------------------------
@@ -424,15 +431,9 @@ def spot_init(calib_scores: Any, *, q: float = 1e-3, level: float = 0.98) -> Spo
   Raises:
     ValueError: as `pot`.
   """
-  scores = _as_scores(calib_scores, "calib_scores")
-  q = _check_open_unit(q, "q")
-  level = _check_open_unit(level, "level")
-  init_threshold, excesses = _initial_tail(scores, q=q, level=level)
-  fit = fit_gpd(excesses)
-  threshold = _tail_quantile(init_threshold, fit.gamma, fit.sigma, q=q, num_obs=scores.size,
-                             num_peaks=excesses.size)
-  return SpotState(q=q, init_threshold=init_threshold, threshold=threshold, gamma=fit.gamma,
-                   sigma=fit.sigma, num_obs=int(scores.size), num_peaks=int(excesses.size),
+  fit, excesses, num_obs = _fit_tail(calib_scores, q=q, level=level)
+  return SpotState(q=float(q), init_threshold=fit.init_threshold, threshold=fit.threshold,
+                   gamma=fit.gamma, sigma=fit.sigma, num_obs=num_obs, num_peaks=fit.num_peaks,
                    peaks=_PeakBuffer(excesses, capacity=2 * excesses.size + 16))
 
 
