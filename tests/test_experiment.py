@@ -136,3 +136,12 @@ def test_short_real_smd_training_on_two_machines(tmp_path, data_root):
   scores = np.load(run_dir / "scores.npz")
   assert scores["machine-1-6/score"].shape == (23689,)
   assert scores["machine-2-1/label"].sum() > 0
+  explained = summary["interpretation"]  # SMD's interpretation_label dims
+  assert set(explained["per_entity"]) == {"machine-1-6", "machine-2-1"}
+  assert explained["pooled"]["timesteps"] == sum(
+      f["timesteps"] for f in explained["per_entity"].values())
+  for key in ("HitRate@100%", "HitRate@150%", "NDCG@100%", "NDCG@150%"):
+    assert 0.0 <= explained["pooled"][key] <= 1.0
+    assert explained["mean"][key] == pytest.approx(
+        np.mean([explained["per_entity"][m][key] for m in summary["entities"]]))
+  assert "HitRate@150%" in experiment.headline(summary)

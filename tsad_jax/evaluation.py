@@ -24,7 +24,7 @@ def _mean(per_entity: dict[str, dict[str, float]]) -> dict[str, float]:
   return {k: float(np.nanmean([v[k] for v in per_entity.values()])) for k in keys}
 
 
-def _pooled_counts(labels: Sequence[np.ndarray], preds: Sequence[np.ndarray]) -> dict[str, float]:
+def pooled_counts(labels: Sequence[np.ndarray], preds: Sequence[np.ndarray]) -> dict[str, float]:
   figures = {}
   for adjust, prefix in ((None, ""), ("pa", "PA-")):
     counts = [metrics.confusion_counts(y, p, adjust=adjust)
@@ -69,7 +69,45 @@ def thresholded(names, labels, scores, calib_scores, cfg: ml_collections.ConfigD
       figures["threshold"] = float(np.mean(threshold))
       per_entity[name] = figures
       all_preds.append(preds)
-    out[method] = _aggregate(names, per_entity, _pooled_counts(labels, all_preds))
+    out[method] = _aggregate(names, per_entity, pooled_counts(labels, all_preds))
+  return out
+
+
+def interpretation(names, per_feature_scores, segments, *,
+                   percents=metrics.INTERPRETATION_PERCENTS) -> dict | None:
+  """HitRate@P% and NDCG@P% of the per-feature scores against the explaining features.
+
+  Args:
+    names: entity names.
+    per_feature_scores: one (T, D) array of test scores per entity.
+    segments: one sequence of labelled segments per entity (`Entity.segments`);
+      only segments with `dims` count.
+    percents: the P of HitRate@P% and NDCG@P%.
+
+  Returns:
+    None when no entity has a segment with explaining features; otherwise
+    {"mean": figures averaged over the entities that have them, plus "entities"
+    (how many), "pooled": figures averaged over all their timesteps together,
+    plus "timesteps", and for several entities "per_entity": {name: figures
+    with "timesteps"} for the entities that have them}.
+  """
+  per_entity = {}
+  for name, scores, segs in zip(names, per_feature_scores, segments, strict=True):
+    figures = metrics.interpretation(scores, segs, percents=percents)
+    if figures is not None:
+      per_entity[name] = figures
+  if not per_entity:
+    return None
+  counts = np.array([f["timesteps"] for f in per_entity.values()], dtype=np.float64)
+  keys = [k for k in next(iter(per_entity.values())) if k != "timesteps"]
+  # Each entity's figure is a mean over its timesteps, so the count-weighted mean
+  # of those is the mean over all timesteps of all entities.
+  pooled = {k: float(np.average([f[k] for f in per_entity.values()], weights=counts))
+            for k in keys}
+  pooled["timesteps"] = int(counts.sum())
+  out = _aggregate(names, per_entity, pooled)
+  del out["mean"]["timesteps"]
+  out["mean"]["entities"] = len(per_entity)
   return out
 
 

@@ -114,6 +114,9 @@ def score_and_report(setup: Setup, params, out_dir: pathlib.Path, *,
       "scoring_seconds": scoring_seconds,
       "machine": runs.machine(),
   }
+  explained = evaluation.interpretation(names, test_per_feature, [e.segments for e in entities])
+  if explained is not None:
+    summary["interpretation"] = explained
   out_dir.mkdir(parents=True, exist_ok=True)
   runs.write_scores(out_dir, names, labels, test_per_feature, prepared.dataset.feature_names)
   if config.eval.plots:
@@ -212,4 +215,9 @@ def headline(summary: dict) -> str:
     m = figures["mean"]
     lines.append(f"threshold {method}: precision {m['precision']:.4f} recall {m['recall']:.4f} "
                  f"F1 {m['F1']:.4f} (PA-F1 {m['PA-F1']:.4f}, shown only beside the above)")
+  if "interpretation" in summary:
+    m = summary["interpretation"]["mean"]
+    lines.append("interpretation: " + " ".join(
+        f"{k} {m[k]:.4f}" for k in ("HitRate@100%", "HitRate@150%", "NDCG@100%", "NDCG@150%")
+        if k in m))
   return "\n".join(lines)

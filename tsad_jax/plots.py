@@ -19,10 +19,14 @@ def _shade(ax, labels: np.ndarray) -> None:
 def loss_curves(history: list[dict], path: pathlib.Path) -> None:
   fig, ax = plt.subplots(figsize=(6, 3.5))
   epochs = [h["epoch"] for h in history]
+  values = []
   for key in ("train_loss", "val_loss"):
     if any(key in h for h in history):
+      values += [h[key] for h in history if key in h]
       ax.plot(epochs, [h.get(key, np.nan) for h in history], marker="o", label=key)
-  ax.set(xlabel="epoch", ylabel="loss", yscale="log", title="Loss")
+  # A negative ELBO can be below zero; a log axis only suits positive losses.
+  scale = "log" if values and min(values) > 0 else "linear"
+  ax.set(xlabel="epoch", ylabel="loss", yscale=scale, title="Loss")
   ax.legend()
   fig.tight_layout()
   fig.savefig(path, dpi=110)

@@ -6,6 +6,8 @@ Anomaly Detection Benchmark", NeurIPS 2024); `at_threshold(labels, preds)` the
 figures of binary predictions. Labels are 0/1 and scores finite, one per
 timestep; anything else raises ValueError. Metrics that are undefined for the
 given labels (no anomaly at all) are NaN rather than errors.
+`interpretation(per_feature_scores, segments)` gives OmniAnomaly's HitRate@P%
+and NDCG@P% of (T, D) per-feature scores against the explaining features.
 """
 
 from tsad_jax.metrics.affiliation import affiliation_f
@@ -13,6 +15,9 @@ from tsad_jax.metrics.affiliation import affiliation_precision_recall
 from tsad_jax.metrics.delay import detection_summary
 from tsad_jax.metrics.delay import segment_delays
 from tsad_jax.metrics.event import event_f1
+from tsad_jax.metrics.interpretation import INTERPRETATION_PERCENTS
+from tsad_jax.metrics.interpretation import interpretation
+from tsad_jax.metrics.interpretation import interpretation_per_timestep
 from tsad_jax.metrics.oracle import best_f1_threshold
 from tsad_jax.metrics.point import confusion_counts
 from tsad_jax.metrics.point import f1_from_counts
@@ -29,6 +34,7 @@ from tsad_jax.metrics.suites import threshold_free
 from tsad_jax.metrics.volume import vus
 
 __all__ = [
+    "INTERPRETATION_PERCENTS",
     "THRESHOLD_FREE_KEYS",
     "affiliation_f",
     "affiliation_precision_recall",
@@ -41,6 +47,8 @@ __all__ = [
     "detection_summary",
     "event_f1",
     "f1_from_counts",
+    "interpretation",
+    "interpretation_per_timestep",
     "pa_k",
     "point_adjust",
     "range_f1",

@@ -1,0 +1,137 @@
+"""Accuracy of every model with its default config on SMD, SMAP and MSL -> docs/RESULTS.md.
+
+  python -m bench.accuracy [--data_root=$TSAD_JAX_DATA_ROOT] [--workdir=runs/bench]
+      [--jobs=smd_omni,smd_transformer,smap_omni,msl_omni] [--out=docs/RESULTS.md]
+
+Each job is a config in configs/ run on every SMD machine found under the data
+root (or on the whole spacecraft). A job's run id is `bench-<hash of its
+config>`, so a benchmark that is stopped and started again resumes its
+unfinished runs and reuses its finished ones. The report is written from
+every finished run of the jobs asked for; `--report_only` skips training.
+"""
+
+import hashlib
+import importlib
+import json
+import os
+import pathlib
+
+from absl import app
+from absl import flags
+from absl import logging
+import numpy as np
+
+from bench import report
+from tsad_jax import evaluation
+from tsad_jax import experiment
+from tsad_jax import runs
+from tsad_jax import thresholds as thresholds_lib
+from tsad_jax.data import DATA_ROOT_ENV
+from tsad_jax.data import smap_msl
+from tsad_jax.data import smd
+
+# config module -> the data set it runs on
+JOBS = {
+    "smd_omni": "smd",
+    "smd_transformer": "smd",
+    "smap_omni": "smap",
+    "msl_omni": "msl",
+}
+
+_DATA_ROOT = flags.DEFINE_string("data_root", os.environ.get(DATA_ROOT_ENV, ""),
+                                 "Folder holding ServerMachineDataset/ and SMAP_MSL/.")
+_WORKDIR = flags.DEFINE_string("workdir", "runs/bench", "Folder the benchmark's runs go under.")
+_JOBS = flags.DEFINE_list("jobs", list(JOBS), f"Jobs to run, from {', '.join(JOBS)}.")
+_OUT = flags.DEFINE_string("out", "docs/RESULTS.md", "Where the report goes.")
+_REPORT_ONLY = flags.DEFINE_bool("report_only", False, "Only write the report of finished runs.")
+
+
+def data_folder(dataset: str) -> pathlib.Path:
+  folder = smd.FOLDER if dataset == "smd" else smap_msl.FOLDER
+  path = pathlib.Path(_DATA_ROOT.value) / folder
+  if not path.is_dir():
+    raise FileNotFoundError(f"{path} does not exist: pass --data_root=<folder holding {folder}> "
+                            f"or export {DATA_ROOT_ENV}.")
+  return path
+
+
+def entities(dataset: str) -> list[str]:
+  if dataset == "smd":
+    return smd.machines(data_folder("smd"))
+  return ["all"]
+
+
+def job_config(job: str, entity: str):
+  config = importlib.import_module(f"configs.{job}").get_config(entity)
+  config.data.root = str(data_folder(JOBS[job]))
+  config.train.progress_bar = False
+  digest = hashlib.sha1(config.to_json(sort_keys=True).encode()).hexdigest()[:10]
+  config.run_id = f"bench-{digest}"
+  return config
+
+
+def run_job(job: str, entity: str) -> pathlib.Path:
+  """The finished run of `job` on `entity`, trained (or resumed) if need be."""
+  config = job_config(job, entity)
+  run_dir = runs.run_parent(_WORKDIR.value, config) / config.run_id
+  if (run_dir / "summary.json").exists() or _REPORT_ONLY.value:
+    return run_dir
+  print(f"[{job} {entity}] training into {run_dir}", flush=True)
+  return experiment.train_and_evaluate(config, _WORKDIR.value)
+
+
+def pooled(run_dirs: list[pathlib.Path], vus_window: int) -> dict:
+  """Threshold-free figures on all entities' test scores together, and POT/oracle counts."""
+  labels, scores, summaries = [], [], []
+  for run_dir in run_dirs:
+    with np.load(run_dir / "scores.npz") as arrays:
+      names = sorted(k[:-len("/score")] for k in arrays if k.endswith("/score"))
+      labels += [arrays[f"{n}/label"] for n in names]
+      scores += [arrays[f"{n}/score"] for n in names]
+    summaries.append(experiment.load_summary(run_dir))
+  figures = evaluation.threshold_free(["all"], [np.concatenate(labels)],
+                                      [np.concatenate(scores)],
+                                      sliding_window=vus_window)["pooled"]
+  for method in (report.THRESHOLD, evaluation.ORACLE):
+    thresholds = [s["thresholds"][method]["mean"]["threshold"] for s in summaries]
+    preds = [thresholds_lib.predict(s, t) for s, t in zip(scores, thresholds, strict=True)]
+    counts = evaluation.pooled_counts(labels, preds)
+    figures[f"{method}/F1"], figures[f"{method}/PA-F1"] = counts["F1"], counts["PA-F1"]
+  return figures
+
+
+def job_result(job: str, dataset: str, run_dirs: list[pathlib.Path]) -> report.JobResult | None:
+  """The report's view of a job's finished runs (None when none has finished)."""
+  finished = [d for d in run_dirs if (d / "summary.json").exists()]
+  if not finished:
+    return None
+  summaries = {}
+  for run_dir in finished:
+    summary = experiment.load_summary(run_dir)
+    summaries["+".join(summary["entities"])] = summary
+  config = json.loads((finished[0] / runs.CONFIG_FILE).read_text())
+  return report.JobResult(job=job, dataset=dataset, summaries=summaries,
+                          pooled=(pooled(finished, config["eval"]["vus_window"])
+                                  if len(finished) > 1 else None))
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  unknown = [job for job in _JOBS.value if job not in JOBS]
+  if unknown:
+    raise app.UsageError(f"Unknown jobs {unknown}; choose from {', '.join(JOBS)}.")
+  results = {}
+  for job in _JOBS.value:
+    run_dirs = [run_job(job, entity) for entity in entities(JOBS[job])]
+    result = job_result(job, JOBS[job], run_dirs)
+    if result is not None:
+      results[job] = result
+  out = pathlib.Path(_OUT.value)
+  out.parent.mkdir(parents=True, exist_ok=True)
+  out.write_text(report.markdown(results, machine=runs.machine()))
+  print(f"Report written to {out}")
+
+
+if __name__ == "__main__":
+  app.run(main)

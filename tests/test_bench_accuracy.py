@@ -1,0 +1,64 @@
+"""The accuracy benchmark's report, from two tiny synthetic runs standing in for two machines."""
+
+import numpy as np
+import pytest
+
+from bench import accuracy
+from bench import report
+from configs import tiny
+from tsad_jax import evaluation
+from tsad_jax import experiment
+from tsad_jax import metrics
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("bench")
+  run_dirs = []
+  for seed in (0, 1):
+    config = tiny.get_config()
+    config.data.entity = f"series-{seed}"
+    config.data.synthetic.seed = seed
+    config.eval.baselines = "zscore,pca"
+    config.threshold.methods = "pot"
+    run_dirs.append(experiment.train_and_evaluate(config, workdir))
+  return run_dirs
+
+
+def test_pooled_figures_use_every_run_and_its_own_threshold(two_runs):
+  result = accuracy.job_result("tiny", "synthetic", two_runs)
+  assert set(result.summaries) == {"series-0", "series-1"}
+  labels, scores, preds = [], [], []
+  for run_dir, summary in zip(two_runs, result.summaries.values(), strict=True):
+    arrays = np.load(run_dir / "scores.npz")
+    name = summary["entities"][0]
+    labels.append(arrays[f"{name}/label"])
+    scores.append(arrays[f"{name}/score"])
+    preds.append((scores[-1] > summary["thresholds"]["pot"]["mean"]["threshold"]).astype(int))
+  expected = metrics.threshold_free(np.concatenate(labels), np.concatenate(scores),
+                                    sliding_window=10)
+  assert result.pooled["VUS-PR"] == pytest.approx(expected["VUS-PR"])
+  counts = evaluation.pooled_counts(labels, preds)
+  assert result.pooled["pot/F1"] == pytest.approx(counts["F1"])
+
+
+def test_report_rows_means_and_verdicts(two_runs):
+  result = accuracy.job_result("tiny", "synthetic", two_runs)
+  text = report.markdown({"tiny": result}, machine="test machine")
+  assert "Machine: test machine." in text
+  rows = [line for line in text.splitlines() if line.startswith("| LSTM-AE | series-")]
+  assert len(rows) == 2
+  vus = [s["threshold_free"]["mean"]["VUS-PR"] for s in result.summaries.values()]
+  mean_row = next(line for line in text.splitlines() if line.startswith("| **LSTM-AE** |"))
+  assert f"| {np.mean(vus):.3f} |" in mean_row
+  verdict_row = next(line for line in text.splitlines()
+                     if line.startswith("| synthetic | LSTM-AE | 2 |"))
+  pca = np.mean([s["baselines"]["pca"]["mean"]["VUS-PR"] for s in result.summaries.values()])
+  zscore = np.mean([s["baselines"]["zscore"]["mean"]["VUS-PR"]
+                    for s in result.summaries.values()])
+  beats = np.mean(vus) > max(pca, zscore)
+  assert verdict_row.endswith("| yes |" if beats else "| **no** |")
+
+
+def test_a_job_without_finished_runs_is_left_out(tmp_path):
+  assert accuracy.job_result("tiny", "synthetic", [tmp_path / "not-a-run"]) is None
