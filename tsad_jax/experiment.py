@@ -195,7 +195,7 @@ def same_figures(a: dict, b: dict, *, rtol: float = 1e-5) -> list[str]:
     elif x != y:
       differ.append(f"{path}: {x!r} vs {y!r}")
 
-  for section in ("threshold_free", "thresholds", "baselines"):
+  for section in ("threshold_free", "thresholds", "baselines", "interpretation"):
     walk(a.get(section), b.get(section), section)
   return differ
 
