@@ -1,5 +1,7 @@
 """OmniAnomaly's pieces against their definitions, and its behaviour on a small series."""
 
+import importlib
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -8,6 +10,10 @@ import optax
 import pytest
 
 from configs import common
+from configs import msl_omni
+from tsad_jax import experiment
+from tsad_jax.data import DATA_ROOT_ENV
+from tsad_jax.data import DataError
 from tsad_jax.models import omni_anomaly
 
 
@@ -120,3 +126,29 @@ def test_trains_on_a_periodic_series_and_scores_a_spike_higher():
   # The spike is in feature 1: the other features' scores barely move.
   assert float(jnp.mean(spiked_scores[:, 0, 1] - normal_scores[:, 0, 1])) > 10 * float(
       jnp.mean(jnp.abs(spiked_scores[:, 0, ::2] - normal_scores[:, 0, ::2])))
+
+
+@pytest.mark.parametrize("name", ["smd_omni", "smap_omni", "msl_omni"])
+def test_missing_data_root_says_how_to_point_at_the_data(name, monkeypatch):
+  monkeypatch.delenv(DATA_ROOT_ENV, raising=False)
+  config = importlib.import_module(f"configs.{name}").get_config()
+  with pytest.raises(DataError, match="--config.data.root=") as error:
+    experiment.build(config)
+  assert DATA_ROOT_ENV in str(error.value)
+
+
+def test_short_real_msl_channel_run(tmp_path, data_root):
+  config = msl_omni.get_config("M-1")
+  config.data.root = str(data_root / "SMAP_MSL")
+  config.data.train_stride = 50
+  config.train.max_epochs = 1
+  config.train.progress_bar = False
+  config.model.update({"rnn_hidden": 8, "dense_dim": 8, "nf_layers": 2})
+  config.eval.plots = False
+  run_dir = experiment.train_and_evaluate(config, tmp_path)
+  summary = experiment.load_summary(run_dir)
+  assert summary["model"] == "omni_anomaly" and summary["entities"] == ["M-1"]
+  assert 0.0 < summary["threshold_free"]["mean"]["VUS-PR"] <= 1.0
+  assert summary["training"]["nonfinite_steps"] == 0
+  scores = np.load(run_dir / "scores.npz")["M-1/per_feature"]
+  assert scores.shape[1] == 55 and np.isfinite(scores).all()
