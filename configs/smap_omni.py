@@ -16,5 +16,5 @@ from configs import smd_omni
 def get_config(entity: str = "all"):
   config = smd_omni.get_config(entity)
   config.data.dataset = "smap"
-  config.data.train_stride = 10  # every 10th window per epoch, to fit 2 CPU cores
+  config.data.train_stride = 20  # every 20th window per epoch, to fit 2 CPU cores
   return config
