@@ -2,11 +2,13 @@
 
 import dataclasses
 import datetime
+import pathlib
 
 import numpy as np
 
 from tsad_jax import evaluation
 
+NOTES = pathlib.Path(__file__).with_name("accuracy_notes.md")  # hand-written, appended as is
 THRESHOLD = "pot"  # the calibrated threshold the report shows beside the oracle
 
 # Point-adjusted F1 as the papers report it (their own preprocessing and thresholds).
@@ -186,4 +188,6 @@ def markdown(results: dict[str, JobResult], *, machine: str) -> str:
     lines += _dataset_table(dataset_results)
     lines += ["", "Baselines on the same normalised data:", ""]
     lines += _baseline_table(dataset_results)
+  if NOTES.exists():
+    lines += ["", NOTES.read_text().strip()]
   return "\n".join(lines) + "\n"
