@@ -14,7 +14,7 @@ import importlib
 import pkgutil
 import types
 
-_NOT_MODELS = frozenset({"layers"})
+_NOT_MODELS = frozenset({"layers", "reconstruction"})  # helpers, not models
 
 
 def available() -> list[str]:

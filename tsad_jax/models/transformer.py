@@ -17,6 +17,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from tsad_jax.models import reconstruction
+
 SCORES_EVERY_POINT = True
 
 
@@ -107,14 +109,5 @@ def build(model_config: ml_collections.ConfigDict, *, num_features: int, window:
       dropout=float(model_config.dropout))
 
 
-def loss(model, params, windows, *, rng, train):
-  reconstruction = model.apply(
-      {"params": params}, windows, train=train, rngs={"dropout": rng})
-  mse = jnp.mean(jnp.square(reconstruction - windows))
-  return mse, {"mse": mse}
-
-
-def score(model, params, windows, *, rng):
-  del rng
-  reconstruction = model.apply({"params": params}, windows)
-  return jnp.square(reconstruction - windows)
+loss = reconstruction.loss
+score = reconstruction.score
