@@ -1,13 +1,16 @@
 """Accuracy of every model with its default config on SMD, SMAP and MSL -> docs/RESULTS.md.
 
   python -m bench.accuracy [--data_root=$TSAD_JAX_DATA_ROOT] [--workdir=runs/bench]
-      [--jobs=smd_omni,smd_transformer,smap_omni,msl_omni] [--out=docs/RESULTS.md]
+      [--jobs=smd_omni,smd_mtadgat,...] [--results_dir=docs/results] [--out=docs/RESULTS.md]
 
 Each job is a config in configs/ run on every SMD machine found under the data
 root (or on the whole spacecraft). A job's run id is `bench-<hash of its
 config>`, so a benchmark that is stopped and started again resumes its
-unfinished runs and reuses its finished ones. The report is written from
-every finished run of the jobs asked for; `--report_only` skips training.
+unfinished runs and reuses its finished ones. When every run of a job has
+finished, its figures go to `<results_dir>/<job>.json` (the run folders hold
+gigabytes of checkpoints and scores and are not kept); the report is written
+from every job in `results_dir`, so running some jobs updates their rows and
+keeps the others'. `--report_only` only rewrites the report.
 """
 
 import hashlib
@@ -36,6 +39,9 @@ JOBS = {
     "smd_transformer": "smd",
     "smap_omni": "smap",
     "msl_omni": "msl",
+    "smd_mtadgat": "smd",
+    "smap_mtadgat": "smap",
+    "msl_mtadgat": "msl",
 }
 
 _DATA_ROOT = flags.DEFINE_string("data_root", os.environ.get(DATA_ROOT_ENV, ""),
@@ -43,6 +49,8 @@ _DATA_ROOT = flags.DEFINE_string("data_root", os.environ.get(DATA_ROOT_ENV, ""),
 _WORKDIR = flags.DEFINE_string("workdir", "runs/bench", "Folder the benchmark's runs go under.")
 _JOBS = flags.DEFINE_list("jobs", list(JOBS), f"Jobs to run, from {', '.join(JOBS)}.")
 _OUT = flags.DEFINE_string("out", "docs/RESULTS.md", "Where the report goes.")
+_RESULTS_DIR = flags.DEFINE_string("results_dir", "docs/results",
+                                   "Where each finished job's figures are kept, one JSON a job.")
 _REPORT_ONLY = flags.DEFINE_bool("report_only", False, "Only write the report of finished runs.")
 
 
@@ -121,16 +129,19 @@ def main(argv):
   unknown = [job for job in _JOBS.value if job not in JOBS]
   if unknown:
     raise app.UsageError(f"Unknown jobs {unknown}; choose from {', '.join(JOBS)}.")
-  results = {}
+  results_dir = pathlib.Path(_RESULTS_DIR.value)
   for job in _JOBS.value:
+    if _REPORT_ONLY.value:
+      break
     run_dirs = [run_job(job, entity) for entity in entities(JOBS[job])]
     result = job_result(job, JOBS[job], run_dirs)
-    if result is not None:
-      results[job] = result
+    if result is not None and len(result.summaries) == len(run_dirs):
+      report.save(result, results_dir)
+  results = report.load_all(results_dir)
   out = pathlib.Path(_OUT.value)
   out.parent.mkdir(parents=True, exist_ok=True)
-  out.write_text(report.markdown(results, machine=runs.machine()))
-  print(f"Report written to {out}")
+  out.write_text(report.markdown(results, machine=report.machines(results)))
+  print(f"Report written to {out} from {len(results)} jobs in {results_dir}")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 import dataclasses
 import datetime
+import json
 import pathlib
 
 import numpy as np
@@ -16,6 +17,8 @@ PUBLISHED_PA_F1 = {
     ("OmniAnomaly", "smd"): 0.9620,
     ("OmniAnomaly", "smap"): 0.8434,
     ("OmniAnomaly", "msl"): 0.8989,
+    ("MTAD-GAT", "smap"): 0.9013,
+    ("MTAD-GAT", "msl"): 0.9084,
 }
 # TSB-AD-M leaderboard (Liu & Paparrizos, NeurIPS 2024), mean VUS-PR over its series of
 # each data set: benchmark_exp/benchmark_eval_results/multi_mergedTable_VUS-PR.csv at
@@ -28,7 +31,7 @@ TSB_AD_VUS_PR = {
     ("PCA", "smd"): (0.364, 20),
 }
 MODEL_TITLES = {"omni_anomaly": "OmniAnomaly", "transformer": "Transformer",
-                "lstm_ae": "LSTM-AE"}
+                "lstm_ae": "LSTM-AE", "mtad_gat": "MTAD-GAT", "mscred": "MSCRED"}
 DATASET_TITLES = {"smd": "SMD", "smap": "SMAP", "msl": "MSL"}
 _INTERPRETATION = ("HitRate@100%", "HitRate@150%", "NDCG@100%", "NDCG@150%")
 
@@ -39,6 +42,29 @@ class JobResult:
   dataset: str
   summaries: dict[str, dict]  # entity -> summary.json
   pooled: dict | None  # over entities, see bench.accuracy.pooled
+
+
+def save(result: JobResult, results_dir: pathlib.Path) -> pathlib.Path:
+  """Keeps a finished job's figures as `<results_dir>/<job>.json`."""
+  results_dir.mkdir(parents=True, exist_ok=True)
+  path = results_dir / f"{result.job}.json"
+  path.write_text(json.dumps(dataclasses.asdict(result), indent=1) + "\n")
+  return path
+
+
+def load_all(results_dir: pathlib.Path) -> dict[str, JobResult]:
+  """Every job kept in `results_dir`, by job name."""
+  paths = sorted(results_dir.glob("*.json")) if results_dir.is_dir() else []
+  results = [JobResult(**json.loads(p.read_text())) for p in paths]
+  order = list(DATASET_TITLES)
+  results.sort(key=lambda r: (order.index(r.dataset) if r.dataset in order else len(order), r.job))
+  return {r.job: r for r in results}
+
+
+def machines(results: dict[str, JobResult]) -> str:
+  """The machines the kept runs ran on, "; "-joined."""
+  names = {s.get("machine", "unknown") for r in results.values() for s in r.summaries.values()}
+  return "; ".join(sorted(names))
 
 
 def _f(value) -> str:
@@ -93,6 +119,17 @@ def _dataset_table(results: list[JobResult]) -> list[str]:
           _f(p[f"{m}/{k}"]) for m in (THRESHOLD, evaluation.ORACLE) for k in ("F1", "PA-F1")]
       lines.append(_row([model, "pooled"] + cells + [""] * 6))
   return lines
+
+
+def _nonfinite_line(results: list[JobResult]) -> str:
+  """How many training steps were skipped for NaN/inf gradients, per model, over its runs."""
+  counts = []
+  for result in results:
+    skipped = [s.get("training", {}).get("nonfinite_steps") for s in result.summaries.values()]
+    known = [n for n in skipped if n is not None]
+    counts.append(f"{_model(result)} {sum(known)} in {len(known)} runs" if known else
+                  f"{_model(result)} not recorded")
+  return "Training steps skipped for non-finite gradients: " + "; ".join(counts) + "."
 
 
 def _baseline_table(results: list[JobResult]) -> list[str]:
@@ -186,6 +223,7 @@ def markdown(results: dict[str, JobResult], *, machine: str) -> str:
   for dataset, dataset_results in by_dataset.items():
     lines += ["", f"## {DATASET_TITLES.get(dataset, dataset)}", ""]
     lines += _dataset_table(dataset_results)
+    lines += ["", _nonfinite_line(dataset_results)]
     lines += ["", "Baselines on the same normalised data:", ""]
     lines += _baseline_table(dataset_results)
   if NOTES.exists():

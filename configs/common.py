@@ -138,3 +138,49 @@ def omni_anomaly(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict
   config.model.beta_kl = 1.0
   config.model.test_n_z = 1  # posterior samples averaged in the score
   return config
+
+
+def mtad_gat(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Sets `config.model` to MTAD-GAT's defaults (those of the public PyTorch port).
+
+  The lookback is `data.window - 1` points: the window also holds the point
+  forecast and scored, so data.window 101 is the port's lookback of 100.
+  """
+  config.model = ml_collections.ConfigDict()
+  config.model.name = "mtad_gat"
+  config.model.run_mode = "BOTH"  # FORECASTING | RECONSTRUCTING | BOTH
+  config.model.recon_head = "gru"  # gru (the PyTorch port) | vae (the paper)
+  config.model.target_dims = ""  # features forecast and reconstructed: "" all, or "0", "0,3"
+  config.model.kernel_size = 7
+  config.model.use_gatv2 = True
+  config.model.feat_gat_embed_dim = 0  # 0: the lookback length (GATv2: twice that)
+  config.model.time_gat_embed_dim = 0  # 0: the number of features (GATv2: twice that)
+  config.model.alpha = 0.2  # LeakyReLU slope in the attention
+  config.model.gru_n_layers = 1
+  config.model.gru_hid_dim = 150
+  config.model.fc_n_layers = 3
+  config.model.fc_hid_dim = 150
+  config.model.recon_n_layers = 1
+  config.model.recon_hid_dim = 150
+  config.model.vae_latent_dim = 18  # recon_head="vae": the seed's bottleneck
+  config.model.dropout = 0.3
+  config.model.gamma = 1.0  # score = (forecast + gamma * reconstruction) / (1 + gamma)
+  config.model.scale_scores = False  # min-max scale both parts by their training range first
+  return config
+
+
+def mscred(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Sets `config.model` to MSCRED's defaults (the paper's and the reference code's).
+
+  The window must be max(scales) + gap * (steps - 1): 100 with these defaults.
+  """
+  config.model = ml_collections.ConfigDict()
+  config.model.name = "mscred"
+  config.model.scales = "10,30,60"  # history lengths of the signature matrices
+  config.model.gap = 10  # time points between the ConvLSTM's steps
+  config.model.steps = 5
+  config.model.filters = "32,64,128,256"  # the 4 encoder levels
+  config.model.score_mode = "residual"  # residual | count (the paper's broken entries)
+  config.model.residual_threshold = 0.005  # count: a broken entry's squared residual
+  config.model.score_stride = 10  # score every 10th window; points in between hold
+  return config

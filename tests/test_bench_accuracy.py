@@ -62,3 +62,16 @@ def test_report_rows_means_and_verdicts(two_runs):
 
 def test_a_job_without_finished_runs_is_left_out(tmp_path):
   assert accuracy.job_result("tiny", "synthetic", [tmp_path / "not-a-run"]) is None
+
+
+def test_kept_results_give_the_same_report(two_runs, tmp_path):
+  result = accuracy.job_result("tiny", "synthetic", two_runs)
+  path = report.save(result, tmp_path)
+  assert path == tmp_path / "tiny.json"
+  kept = report.load_all(tmp_path)
+  assert list(kept) == ["tiny"]
+  assert report.machines(kept) == result.summaries["series-0"]["machine"]
+  assert (report.markdown(kept, machine="m") == report.markdown({"tiny": result}, machine="m"))
+  assert report.load_all(tmp_path / "missing") == {}
+  assert "Training steps skipped for non-finite gradients: LSTM-AE 0 in 2 runs." in (
+      report.markdown(kept, machine="m"))

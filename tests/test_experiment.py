@@ -42,6 +42,27 @@ def test_run_writes_every_artifact_and_evaluate_reproduces_it(tmp_path):
   assert out_dir == run_dir / "evaluations" / "best"
   assert experiment.same_figures(again, summary) == []
 
+  # Re-scoring with another threshold setting moves the thresholds, not the scores.
+  other, other_dir = experiment.evaluate_run(
+      run_dir, overrides=("threshold.pot_q=1e-2", "eval.plots=False"))
+  assert other_dir == run_dir / "evaluations" / "best+eval.plots=False+threshold.pot_q=1e-2"
+  assert other["threshold_free"] == summary["threshold_free"]
+  assert other["thresholds"]["pot"]["mean"]["threshold"] != (
+      summary["thresholds"]["pot"]["mean"]["threshold"])
+  assert (run_dir / "summary.json").read_text() == json.dumps(summary, indent=2) + "\n"
+
+
+@pytest.mark.parametrize("override,message", [
+    ("model.hidden_size=16", "changes the trained model"),
+    ("threshold.no_such=1", "has no field threshold.no_such"),
+    ("eval.plots=maybe", "use True or False"),
+    ("threshold.pot_q=often", "is not a float"),
+    ("threshold.pot_q", "write field=value"),
+])
+def test_rescoring_refuses_what_it_cannot_change(override, message):
+  with pytest.raises(ValueError, match=message):
+    runs.rescoring_config(tiny.get_config(), [override])
+
 
 def test_a_new_run_never_reuses_a_folder_and_run_id_resumes(tmp_path):
   first = experiment.train_and_evaluate(_tiny(), tmp_path)

@@ -1,6 +1,7 @@
 """Train, score, threshold and report: what `launch.train` and `launch.evaluate` run."""
 
 import dataclasses
+import functools
 import json
 import pathlib
 import time
@@ -90,14 +91,21 @@ def score_and_report(setup: Setup, params, out_dir: pathlib.Path, *,
                      history: list[dict] | None = None) -> dict:
   """Scores train and test, writes scores, summary.json and plots into `out_dir`."""
   config, prepared = setup.config, setup.prepared
+  stride = getattr(setup.model_lib, "score_stride", lambda model_config: 1)(config.model)
   scorer = scoring.Scorer(setup.model_lib, setup.model, window=config.data.window,
-                          batch_size=config.eval.batch_size, rule=config.eval.point_rule)
+                          batch_size=config.eval.batch_size, rule=config.eval.point_rule,
+                          stride=stride)
   key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 2)
   started = time.perf_counter()
   test_per_feature = prepared.split_test(
       scorer(params, prepared.test, prepared.test_lengths, key))
   train_per_feature = prepared.split_train(
       scorer(params, prepared.train, prepared.train_lengths, key))
+  if hasattr(setup.model_lib, "combine"):  # scored in parts: combine each entity's own
+    combine = functools.partial(setup.model_lib.combine, model_config=config.model)
+    test_per_feature = [combine(test, reference=train)
+                        for test, train in zip(test_per_feature, train_per_feature, strict=True)]
+    train_per_feature = [combine(train, reference=train) for train in train_per_feature]
   scoring_seconds = time.perf_counter() - started
 
   entities = prepared.dataset.entities
@@ -120,23 +128,57 @@ def score_and_report(setup: Setup, params, out_dir: pathlib.Path, *,
   out_dir.mkdir(parents=True, exist_ok=True)
   runs.write_scores(out_dir, names, labels, test_per_feature, prepared.dataset.feature_names)
   if config.eval.plots:
-    _plot(setup, out_dir / "plots", names, labels, test_per_feature, summary, history)
+    _plot(setup, out_dir / "plots", names, labels, test_per_feature, summary, history,
+          params=params)
   return summary
 
 
-def _plot(setup, plot_dir, names, labels, per_feature, summary, history) -> None:
+def _plot(setup, plot_dir, names, labels, per_feature, summary, history, params=None) -> None:
+  """Loss, score and feature plots; with `params`, residual heatmaps of models that have them."""
   plot_dir.mkdir(parents=True, exist_ok=True)
   if history:
     plots.loss_curves(history, plot_dir / "loss.png")
   methods = [m for m in summary["thresholds"] if m != evaluation.ORACLE]
   method = methods[0] if methods else evaluation.ORACLE
   per_method = summary["thresholds"][method]
+  feature_names = setup.prepared.dataset.feature_names
+  thresholds = []
   for name, y, scores in zip(names, labels, per_feature, strict=True):
     figures = per_method.get("per_entity", {}).get(name, per_method["mean"])
+    thresholds.append(figures["threshold"])
     plots.score_with_threshold(scores.sum(axis=1), y, figures["threshold"], name=name,
                                method=method, path=plot_dir / f"score_{name}.png")
-    plots.feature_heatmap(scores, y, setup.prepared.dataset.feature_names, name=name,
+    plots.feature_heatmap(scores, y, feature_names, name=name,
                           path=plot_dir / f"features_{name}.png")
+  if params is not None and hasattr(setup.model_lib, "residual_matrices"):
+    _residual_plots(setup, params, plot_dir, names, per_feature, thresholds)
+
+
+def _residual_plots(setup, params, plot_dir, names, per_feature, thresholds, *,
+                    limit: int = 20) -> None:
+  """One residual heatmap per detected segment (MSCRED's root-cause view).
+
+  For each entity, the segments above its threshold (at most `limit`, the
+  highest-peaking first) get the residual matrix of the window ending at the
+  segment's highest-scoring point.
+  """
+  key = jax.random.fold_in(jax.random.PRNGKey(setup.config.seed), 2)
+  residual_fn = jax.jit(
+      lambda p, w: setup.model_lib.residual_matrices(setup.model, p, w, rng=key))
+  window, offset = setup.config.data.window, 0
+  feature_names = setup.prepared.dataset.feature_names
+  for name, scores, threshold in zip(names, per_feature, thresholds, strict=True):
+    detected = plots.top_detected_segments(scores.sum(axis=1), threshold, limit=limit)
+    if detected:
+      ends = [offset + max(peak, window - 1) for _, peak in detected]  # earliest: 1st window
+      batch = np.stack([setup.prepared.test[end - window + 1:end + 1] for end in ends])
+      # Padded to `limit` windows, so every entity reuses one compiled function.
+      matrices = np.asarray(residual_fn(params, np.resize(batch, (limit,) + batch.shape[1:])))
+      for (segment, peak), matrix in zip(detected, matrices, strict=False):
+        plots.residual_heatmap(
+            matrix, feature_names, name=name, segment=segment, peak=peak,
+            path=plot_dir / f"residual_{name}_{segment.start}-{segment.end}.png")
+    offset += len(scores)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
@@ -165,17 +207,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   return run_dir
 
 
-def evaluate_run(run_dir: str | pathlib.Path, *,
-                 step: int | None = None) -> tuple[dict, pathlib.Path]:
+def evaluate_run(run_dir: str | pathlib.Path, *, step: int | None = None,
+                 overrides: tuple[str, ...] = ()) -> tuple[dict, pathlib.Path]:
   """Re-scores a saved run: the best parameters, or those at `step`.
 
-  Writes into `<run_dir>/evaluations/<best|step-N>/`, never over the run's own
-  files, and returns (summary, that folder).
+  `overrides` ("model.gamma=0.5", "threshold.pot_q=1e-4") change scoring-only
+  fields (runs.RESCORING_FIELDS). Writes into `<run_dir>/evaluations/<best|
+  step-N>[+overrides]/`, never over the run's own files, and returns (summary,
+  that folder).
   """
   run_dir = pathlib.Path(run_dir)
-  setup = build(runs.load_config(run_dir))
+  setup = build(runs.rescoring_config(runs.load_config(run_dir), list(overrides)))
   params = train.load_params(run_dir, step=step)
-  out_dir = run_dir / "evaluations" / ("best" if step is None else f"step-{step}")
+  name = "+".join(["best" if step is None else f"step-{step}", *sorted(overrides)])
+  out_dir = run_dir / "evaluations" / name.replace("/", "_")
   summary = score_and_report(setup, params, out_dir)
   runs.write_json(out_dir / "summary.json", summary)
   return summary, out_dir

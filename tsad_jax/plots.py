@@ -1,4 +1,8 @@
-"""PNG plots of a run: loss curves, test score with threshold, per-feature heatmap."""
+"""PNG plots of a run: loss curves, test score with threshold, per-feature heatmap.
+
+For models that reconstruct signature matrices (MSCRED), also the residual
+matrix of the window ending at a detected segment's highest-scoring point.
+"""
 
 import pathlib
 
@@ -8,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from tsad_jax.data.types import Segment  # noqa: E402
 from tsad_jax.data.types import segments_from_labels  # noqa: E402
 
 
@@ -61,6 +66,42 @@ def feature_heatmap(per_feature: np.ndarray, labels: np.ndarray, feature_names, 
   strip.imshow(labels[None], aspect="auto", interpolation="nearest", cmap="Reds")
   strip.set_yticks([0], ["label"])
   strip.set_xlabel("test timestep")
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def top_detected_segments(score: np.ndarray, threshold: float, *,
+                          limit: int = 20) -> list[tuple[Segment, int]]:
+  """The runs of points scored above `threshold`, the highest-peaking first.
+
+  Args:
+    score: (T,) total score of one entity.
+    threshold: a point is detected when its score is strictly above it.
+    limit: at most this many segments.
+
+  Returns:
+    [(segment, its highest-scoring timestep)], by decreasing peak score.
+  """
+  segments = segments_from_labels((np.asarray(score) > threshold).astype(np.uint8))
+  peaks = [segment.start + int(np.argmax(score[segment.start:segment.end + 1]))
+           for segment in segments]
+  order = sorted(range(len(segments)), key=lambda i: -score[peaks[i]])[:limit]
+  return [(segments[i], peaks[i]) for i in order]
+
+
+def residual_heatmap(residual: np.ndarray, feature_names, *, name: str, segment: Segment,
+                     peak: int, path: pathlib.Path) -> None:
+  """(D, D) residual matrix of the window ending at `peak`, features on both axes."""
+  size = 0.16 * len(feature_names) + 2.5
+  fig, ax = plt.subplots(figsize=(size + 1.2, size))
+  image = ax.imshow(residual, interpolation="nearest", cmap="magma")
+  ticks = range(len(feature_names))
+  ax.set_xticks(ticks, feature_names, fontsize=6, rotation=90)
+  ax.set_yticks(ticks, feature_names, fontsize=6)
+  ax.set_title(f"{name}: residual at t={peak} (detected {segment.start}-{segment.end})",
+               fontsize=9)
+  fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="squared residual")
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)

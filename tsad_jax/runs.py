@@ -96,6 +96,51 @@ def load_config(run_dir: str | pathlib.Path) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(json.loads(path.read_text()))
 
 
+# Fields that change how a trained model's scores are combined, thresholded and
+# reported, never its parameters: a saved run may be re-scored with other values.
+RESCORING_FIELDS = ("threshold.", "eval.", "model.gamma", "model.scale_scores",
+                    "model.test_n_z", "model.score_mode", "model.residual_threshold")
+
+
+def _parse_like(text: str, current, field: str):
+  """`text` as a value of `current`'s type."""
+  if isinstance(current, bool):
+    if text.lower() not in ("true", "false"):
+      raise ValueError(f"{field}={text!r}: use True or False.")
+    return text.lower() == "true"
+  try:
+    return type(current)(text)
+  except ValueError:
+    raise ValueError(f"{field}={text!r} is not a {type(current).__name__}.") from None
+
+
+def rescoring_config(config: ml_collections.ConfigDict,
+                     overrides: list[str]) -> ml_collections.ConfigDict:
+  """A copy of a run's config with `field=value` overrides of scoring-only fields.
+
+  Raises ValueError for a malformed override, an unknown field, or one that
+  would need retraining (anything outside RESCORING_FIELDS).
+  """
+  config = ml_collections.ConfigDict(config.to_dict())
+  for override in overrides:
+    field, sep, text = override.partition("=")
+    field = field.strip()
+    if not sep or not field:
+      raise ValueError(f"--override={override!r}: write field=value, e.g. model.gamma=0.5.")
+    if not any(field == f or (f.endswith(".") and field.startswith(f))
+               for f in RESCORING_FIELDS):
+      raise ValueError(f"--override={override!r}: {field} changes the trained model; only "
+                       f"{', '.join(RESCORING_FIELDS)} can be changed when re-scoring.")
+    parent_path, _, leaf = field.rpartition(".")
+    parent = config
+    for part in parent_path.split("."):
+      parent = parent.get(part) if isinstance(parent, ml_collections.ConfigDict) else None
+    if not isinstance(parent, ml_collections.ConfigDict) or leaf not in parent:
+      raise ValueError(f"--override={override!r}: the run's config has no field {field}.")
+    parent[leaf] = _parse_like(text.strip(), parent[leaf], field)
+  return config
+
+
 def write_json(path: pathlib.Path, tree) -> None:
   path.write_text(json.dumps(tree, indent=2, default=_json_default) + "\n")
 

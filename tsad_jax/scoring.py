@@ -1,7 +1,10 @@
 """Scores a whole series with a trained model: one score per timestep and feature.
 
 How window scores become timestep scores is documented in
-`tsad_jax/data/windows.py` ("last" and "mean" rules).
+`tsad_jax/data/windows.py` ("last" and "mean" rules). With a stride k > 1 only
+every k-th window of a segment (and its last one) is scored; a timestep no
+scored window reaches takes the score of the latest scored point before it
+(causal hold), or of the first one for the points before that.
 """
 
 import functools
@@ -14,7 +17,8 @@ from tsad_jax.data import windows as windows_lib
 
 
 def _score_windows(params, series, starts, key, *, model, model_lib, window):
-  return model_lib.score(model, params, windows_lib.take_windows(series, starts, window), rng=key)
+  score_fn = getattr(model_lib, "score_parts", model_lib.score)  # see models/__init__.py
+  return score_fn(model, params, windows_lib.take_windows(series, starts, window), rng=key)
 
 
 def _accumulate(totals, counts, params, series, starts, key, *, model, model_lib, window):
@@ -23,9 +27,37 @@ def _accumulate(totals, counts, params, series, starts, key, *, model, model_lib
                           window=window)
   scored = scores.shape[1]
   positions = starts[:, None] + (window - scored) + jnp.arange(scored)
-  totals = totals.at[positions.reshape(-1)].add(scores.reshape(-1, scores.shape[-1]))
+  totals = totals.at[positions.reshape(-1)].add(scores.reshape((-1,) + scores.shape[2:]))
   counts = counts.at[positions.reshape(-1)].add(1.0)
   return totals, counts
+
+
+def hold_scores(ends: np.ndarray, scores: np.ndarray, *, length: int, window: int) -> np.ndarray:
+  """Last-point scores of some windows of a segment -> one per timestep t >= W-1.
+
+  Args:
+    ends: (K,) increasing last points of the scored windows, ends[0] = W-1.
+    scores: (K, ...) the score of each scored window's last point.
+    length: the segment's length T.
+    window: W.
+
+  Returns:
+    (T - W + 1, ...): timestep t takes the score of the latest end <= t.
+  """
+  latest = np.searchsorted(ends, np.arange(window - 1, length), side="right") - 1
+  return scores[latest]
+
+
+def fill_unscored(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+  """Timesteps with count 0 take the value of the latest counted one, or the first after.
+
+  Args:
+    values: (T, ...) per-timestep values of one segment.
+    counts: (T,) how many scored points each timestep got; at least one > 0.
+  """
+  steps = np.arange(len(counts))
+  latest = np.maximum.accumulate(np.where(counts > 0, steps, -1))
+  return values[np.where(latest < 0, np.argmax(counts > 0), latest)]
 
 
 POINT_RULES = ("last", "mean")
@@ -34,10 +66,13 @@ POINT_RULES = ("last", "mean")
 class Scorer:
   """Compiles a model's score function once and applies it to whole series."""
 
-  def __init__(self, model_lib, model, *, window: int, batch_size: int, rule: str = "last"):
+  def __init__(self, model_lib, model, *, window: int, batch_size: int, rule: str = "last",
+               stride: int = 1):
     if rule not in POINT_RULES:
       raise ValueError(f"config.eval.point_rule={rule!r}; use last or mean.")
-    self.window, self.batch_size, self.rule = window, batch_size, rule
+    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
+      raise ValueError(f"The scoring stride must be a positive integer, got {stride!r}.")
+    self.window, self.batch_size, self.rule, self.stride = window, batch_size, rule, stride
     self.model_lib = model_lib
     kwargs = dict(model=model, model_lib=model_lib, window=window)
     self._windows = jax.jit(functools.partial(_score_windows, **kwargs))
@@ -58,42 +93,39 @@ class Scorer:
       key: PRNG key for stochastic scores (the same key gives the same scores).
 
     Returns:
-      (T, D) float32 scores.
+      (T, ...) float32 scores: (T, D), or (T,) + the trailing shape of the
+      model's window scores when it has more axes.
     """
     device_series = jnp.asarray(series)
     if self.rule == "mean":
       return self._mean_rule(params, device_series, lengths, key)
     parts, offset = [], 0
     for length in lengths:
-      starts = offset + windows_lib.window_starts([length], window=self.window)
+      own = windows_lib.window_starts([length], window=self.window, stride=self.stride)
       last, first = [], None
-      for size, batch in self._batches(starts):
+      for size, batch in self._batches(offset + own):
         scores = self._windows(params, device_series, batch, key)
         if first is None and self.model_lib.SCORES_EVERY_POINT:
           first = np.asarray(scores[0])  # the window starting at the segment's first point
         last.append(np.asarray(scores[:size, -1]))
-      parts.append(windows_lib.timestep_scores_last(
-          np.concatenate(last), first, window=self.window))
+      held = hold_scores(own + self.window - 1, np.concatenate(last), length=length,
+                         window=self.window)
+      parts.append(windows_lib.timestep_scores_last(held, first, window=self.window))
       offset += length
     return np.concatenate(parts).astype(np.float32)
 
   def _mean_rule(self, params, device_series, lengths, key) -> np.ndarray:
-    starts = windows_lib.window_starts(lengths, window=self.window)
-    totals = jnp.zeros(device_series.shape, jnp.float32)
-    counts = jnp.zeros(device_series.shape[:1] + (1,), jnp.float32)
+    starts = windows_lib.window_starts(lengths, window=self.window, stride=self.stride)
+    probe = jax.eval_shape(self._windows, params, device_series, jnp.asarray(starts[:1]), key)
+    totals = jnp.zeros(device_series.shape[:1] + probe.shape[2:], jnp.float32)
+    counts = jnp.zeros(device_series.shape[:1], jnp.float32)
     for size, batch in self._batches(starts):
       if size < self.batch_size:  # padding repeats windows; score the tail on its own
         batch = batch[:size]
       totals, counts = self._accumulate(totals, counts, params, device_series, batch, key)
-    if not self.model_lib.SCORES_EVERY_POINT:  # the first W-1 points: backfill
-      counts_np, totals_np = np.asarray(counts), np.asarray(totals)
-      parts, offset = [], 0
-      for length in lengths:
-        seg_totals = totals_np[offset:offset + length]
-        seg_counts = counts_np[offset:offset + length]
-        seg = seg_totals / np.maximum(seg_counts, 1)
-        seg[: self.window - 1] = seg[self.window - 1]
-        parts.append(seg)
-        offset += length
-      return np.concatenate(parts).astype(np.float32)
-    return np.asarray(totals / counts, np.float32)
+    totals, counts = np.asarray(totals), np.asarray(counts)
+    means = totals / np.maximum(counts, 1.0).reshape((-1,) + (1,) * (totals.ndim - 1))
+    bounds = np.cumsum([0, *lengths])
+    parts = [fill_unscored(means[begin:end], counts[begin:end])
+             for begin, end in zip(bounds[:-1], bounds[1:], strict=True)]
+    return np.concatenate(parts).astype(np.float32)

@@ -53,8 +53,10 @@ class FitResult(NamedTuple):
 
 
 def init_params(model, *, key: jax.Array, window: int, num_features: int):
+  """Parameters for windows of `window` points (or of `model.lookback`, for forecasters
+  that read fewer points than a window holds)."""
   params_key, dropout_key, sample_key = jax.random.split(key, 3)
-  dummy = jnp.zeros((1, window, num_features), jnp.float32)
+  dummy = jnp.zeros((1, getattr(model, "lookback", window), num_features), jnp.float32)
   rngs = {"params": params_key, "dropout": dropout_key, "sample": sample_key}
   return model.init(rngs, dummy)["params"]
 

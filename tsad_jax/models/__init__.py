@@ -6,6 +6,18 @@ A model file defines:
   score(model, params, windows, *, rng) -> (B, S, D) anomaly score of the last
       S points of each window (S = W or 1), per feature, higher = more anomalous
   SCORES_EVERY_POINT: bool, True when S == W.
+Optionally, for a score made of parts that are rescaled over a whole series:
+  score_parts(model, params, windows, *, rng) -> (B, S, P, D), which the
+      scorer then uses instead of `score`, and
+  combine(parts, *, reference, model_config) -> (T, D): an entity's (T, P, D)
+      per-timestep parts to per-feature scores; `reference` holds the parts of
+      the same entity's training series.
+A module that reads fewer points than a window (a forecaster's lookback) names
+that number in a `lookback` attribute. Also optional:
+  score_stride(model_config) -> k: score only every k-th window; the points
+      in between hold the last score (MSCRED, whose windows are costly).
+  residual_matrices(model, params, windows, *, rng) -> (B, D, D): drawn as a
+      heatmap for each detected anomaly segment.
 The module's __call__ is `(windows, *, train=False)`; randomness enters through
 the named rng streams "dropout" and "sample".
 """
