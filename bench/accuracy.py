@@ -42,6 +42,7 @@ JOBS = {
     "smd_mtadgat": "smd",
     "smap_mtadgat": "smap",
     "msl_mtadgat": "msl",
+    "smd_mscred": "smd",
 }
 
 _DATA_ROOT = flags.DEFINE_string("data_root", os.environ.get(DATA_ROOT_ENV, ""),

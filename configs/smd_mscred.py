@@ -11,14 +11,15 @@ and the reference code's Adam at 2e-4. The window is the 100 points the
 signature matrices of 5 steps need (60 + 10 * 4). With 38 features a window
 costs a few GFLOP, most of it in the ConvLSTMs. Measured on 2 CPU cores while
 another job used about one of them: a training step takes ~225 ms per window
-(3.6 s at batch 16, 7.3 s at batch 32) and scoring ~55 ms per window (batch
-32). So an epoch takes every 50th training window (~460 on machine-1-6, ~1.7
-min alone, ~3.5 min beside that job) and 5 epochs train in ~9 minutes on idle
-cores. Scoring takes every 10th window (model.score_stride, as the paper scores
-every gap-th point; the points in between hold the last score): ~2.4k test and
-~2.4k training windows of machine-1-6, 4.5 minutes. On machine-1-6 (batch 32,
-beside that job) training took 18 minutes and scoring 4.5; expect the VUS-PR
-below the PCA baseline's (0.41 vs 0.85) and AUC-PR near it (0.87 vs 0.89).
+(3.6 s at batch 16) and scoring ~55 ms per window (batch 32). So an epoch
+takes every 50th training window (~460 on machine-1-6, ~1.7 min alone) and 3
+epochs train in about 5 minutes on idle cores. Scoring takes every 10th window
+(model.score_stride, as the paper scores every gap-th point; the points in
+between hold the last score): ~2.4k test and ~2.4k training windows of
+machine-1-6, about 4.5 minutes. docs/RESULTS.md gives the measured times and
+figures per machine. Holding scores between scored points lowers VUS-PR far
+more than AUC-PR (bench/accuracy_notes.md); --config.model.score_stride=1
+scores every point at 10 times the scoring time.
 """
 
 from configs import common
@@ -31,7 +32,7 @@ def get_config(entity: str = "machine-1-1"):
   config.data.window = 100  # max(scales) + gap * (steps - 1)
   config.data.train_stride = 50
   config.train.batch_size = 16  # the cost is per window; smaller batches give more steps
-  config.train.max_epochs = 5
+  config.train.max_epochs = 3  # ~5 minutes per SMD machine on 2 CPU cores
   config.optim.learning_rate = 2e-4  # both reference implementations (PyTorch and TF)
   config.eval.batch_size = 32
   return config
