@@ -211,7 +211,7 @@ class MTADGAT(nn.Module):
   """Lookback (B, L, D) -> {"forecast": (B, T), "recon": ...} for the T target features.
 
   "recon" is (B, L, T) for the GRU head and (mean, std, kl) for the VAE head;
-  a head the run mode does not use is not built.
+  a head the run mode does not use, or not named in `heads`, is not run.
   """
 
   num_features: int
@@ -238,7 +238,8 @@ class MTADGAT(nn.Module):
     return given or (2 * default if self.use_gatv2 else default)
 
   @nn.compact
-  def __call__(self, lookback: jax.Array, *, train: bool = False) -> dict:
+  def __call__(self, lookback: jax.Array, *, train: bool = False,
+               heads: tuple[str, ...] = ("forecast", "recon")) -> dict:
     length = lookback.shape[1]
     pad = (self.kernel_size - 1) // 2
     x = nn.relu(nn.Conv(self.num_features, (self.kernel_size,), padding=[(pad, pad)],
@@ -255,10 +256,10 @@ class MTADGAT(nn.Module):
 
     out = {}
     targets = len(self.target_dims)
-    if self.run_mode in ("FORECASTING", "BOTH"):
+    if self.run_mode in ("FORECASTING", "BOTH") and "forecast" in heads:
       out["forecast"] = Forecaster(self.fc_hid_dim, targets, self.fc_n_layers, self.dropout,
                                    name="forecasting_model")(state, train=train)
-    if self.run_mode in ("RECONSTRUCTING", "BOTH"):
+    if self.run_mode in ("RECONSTRUCTING", "BOTH") and "recon" in heads:
       if self.recon_head == "vae":
         head = VAEReconstructor(length, self.recon_hid_dim, targets, self.vae_latent_dim,
                                 self.recon_n_layers, self.dropout, name="recon_model")
@@ -372,13 +373,14 @@ def score_parts(model, params, windows, *, rng):
   part the run mode does not train is 0.
   """
   del rng
-  apply = lambda x: model.apply({"params": params}, x)
+  # Each pass runs only the head it needs: the scoring passes are the hot path.
+  apply = lambda x, head: model.apply({"params": params}, x, heads=(head,))[head]
   last = _targets(model, windows[:, -1])
   forecast = recon = jnp.zeros_like(last)
   if model.run_mode in ("FORECASTING", "BOTH"):
-    forecast = jnp.square(apply(windows[:, :-1])["forecast"] - last)
+    forecast = jnp.square(apply(windows[:, :-1], "forecast") - last)
   if model.run_mode in ("RECONSTRUCTING", "BOTH"):
-    shifted = apply(windows[:, 1:])["recon"]
+    shifted = apply(windows[:, 1:], "recon")
     if model.recon_head == "vae":
       mean, std, _ = shifted
       recon = _gaussian_nll(last, mean[:, -1], std[:, -1])
