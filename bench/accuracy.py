@@ -4,9 +4,11 @@
       [--jobs=smd_omni,smd_mtadgat,...] [--results_dir=docs/results] [--out=docs/RESULTS.md]
 
 Each job is a config in configs/ run on every SMD machine found under the data
-root (or on the whole spacecraft). A job's run id is `bench-<hash of its
-config>`, so a benchmark that is stopped and started again resumes its
-unfinished runs and reuses its finished ones. When every run of a job has
+root (or on the whole spacecraft). A job's run id is `bench-<hash of the
+config fields training depends on>`, so a benchmark that is stopped and
+started again resumes its unfinished runs and reuses its finished ones; a
+change to scoring-only fields (runs.RESCORING_FIELDS) re-scores finished runs
+instead of retraining them. When every run of a job has
 finished, its figures go to `<results_dir>/<job>.json` (the run folders hold
 gigabytes of checkpoints and scores and are not kept); the report is written
 from every job in `results_dir`, so running some jobs updates their rows and
@@ -70,23 +72,40 @@ def entities(dataset: str) -> list[str]:
   return ["all"]
 
 
+def with_run_id(config):
+  """Sets run_id to `bench-<hash of the fields training depends on>`."""
+  trained_by = json.dumps(runs.training_fields(config), sort_keys=True)
+  config.run_id = f"bench-{hashlib.sha1(trained_by.encode()).hexdigest()[:10]}"
+  return config
+
+
 def job_config(job: str, entity: str):
   config = importlib.import_module(f"configs.{job}").get_config(entity)
   config.data.root = str(data_folder(JOBS[job]))
   config.train.progress_bar = False
-  digest = hashlib.sha1(config.to_json(sort_keys=True).encode()).hexdigest()[:10]
-  config.run_id = f"bench-{digest}"
-  return config
+  return with_run_id(config)
 
 
 def run_job(job: str, entity: str) -> pathlib.Path:
-  """The finished run of `job` on `entity`, trained (or resumed) if need be."""
+  """The folder with `job`'s summary.json and scores.npz on `entity`.
+
+  That is the run itself, trained (or resumed) if need be; or, when the job's
+  scoring-only fields changed since the run finished, its re-scoring in
+  `<run>/evaluations/best+<changes>/` (made if need be): no retraining.
+  """
   config = job_config(job, entity)
   run_dir = runs.run_parent(_WORKDIR.value, config) / config.run_id
-  if (run_dir / "summary.json").exists() or _REPORT_ONLY.value:
+  if not (run_dir / "summary.json").exists():
+    if not _REPORT_ONLY.value:
+      print(f"[{job} {entity}] training into {run_dir}", flush=True)
+      experiment.train_and_evaluate(config, _WORKDIR.value)
     return run_dir
-  print(f"[{job} {entity}] training into {run_dir}", flush=True)
-  return experiment.train_and_evaluate(config, _WORKDIR.value)
+  overrides = runs.rescoring_overrides(runs.load_config(run_dir), config)
+  out_dir = experiment.evaluation_folder(run_dir, overrides=overrides) if overrides else run_dir
+  if not (out_dir / "summary.json").exists() and not _REPORT_ONLY.value:
+    print(f"[{job} {entity}] re-scoring {run_dir} with {' '.join(overrides)}", flush=True)
+    experiment.evaluate_run(run_dir, overrides=overrides)
+  return out_dir
 
 
 def pooled(run_dirs: list[pathlib.Path], vus_window: int) -> dict:
@@ -118,10 +137,10 @@ def job_result(job: str, dataset: str, run_dirs: list[pathlib.Path]) -> report.J
   for run_dir in finished:
     summary = experiment.load_summary(run_dir)
     summaries["+".join(summary["entities"])] = summary
-  config = json.loads((finished[0] / runs.CONFIG_FILE).read_text())
+  run_dir = finished[0] if (finished[0] / runs.CONFIG_FILE).exists() else finished[0].parents[1]
+  vus_window = runs.load_config(run_dir).eval.vus_window  # a re-scoring sits in <run>/evaluations/
   return report.JobResult(job=job, dataset=dataset, summaries=summaries,
-                          pooled=(pooled(finished, config["eval"]["vus_window"])
-                                  if len(finished) > 1 else None))
+                          pooled=pooled(finished, vus_window) if len(finished) > 1 else None)
 
 
 def main(argv):

@@ -79,6 +79,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval = ml_collections.ConfigDict()
   config.eval.batch_size = 512
   config.eval.point_rule = "last"  # last | mean: see tsad_jax/data/windows.py
+  # test | train | none: each feature's score minus its median, over its IQR, before
+  # the sum; statistics of the scored series itself (test, as GDN) or of training
+  # (train: causal, for streaming). See tsad_jax/feature_scaling.py.
+  config.eval.feature_scaling = "test"
   config.eval.vus_window = 100  # sliding window of VUS-PR / VUS-ROC (TSB-AD's default)
   config.eval.baselines = "zscore,pca"
   config.eval.pca_variance = 0.95

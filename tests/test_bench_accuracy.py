@@ -1,5 +1,7 @@
 """The accuracy benchmark's report, from two tiny synthetic runs standing in for two machines."""
 
+from absl import flags
+from absl.testing import flagsaver
 import numpy as np
 import pytest
 
@@ -9,6 +11,7 @@ from configs import tiny
 from tsad_jax import evaluation
 from tsad_jax import experiment
 from tsad_jax import metrics
+from tsad_jax import runs
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +78,32 @@ def test_kept_results_give_the_same_report(two_runs, tmp_path):
   assert report.load_all(tmp_path / "missing") == {}
   assert "Training steps skipped for non-finite gradients: LSTM-AE 0 in 2 runs." in (
       report.markdown(kept, machine="m"))
+
+
+def test_a_scoring_change_rescores_the_finished_run_instead_of_retraining(tmp_path, monkeypatch):
+  wanted = {"eval.feature_scaling": "none", "model.hidden_size": 8}  # not the default
+
+  def tiny_job(job, entity):
+    del job, entity
+    config = tiny.get_config()
+    config.eval.baselines, config.eval.plots = "", False
+    config.eval.feature_scaling = wanted["eval.feature_scaling"]
+    config.model.hidden_size = wanted["model.hidden_size"]
+    return accuracy.with_run_id(config)
+
+  monkeypatch.setattr(accuracy, "job_config", tiny_job)
+  flags.FLAGS.mark_as_parsed()
+  with flagsaver.flagsaver(workdir=str(tmp_path), report_only=False):
+    run_dir = accuracy.run_job("tiny", "synthetic")
+    assert (run_dir / "summary.json").is_file() and run_dir.name.startswith("bench-")
+    wanted["eval.feature_scaling"] = "test"
+    rescored = accuracy.run_job("tiny", "synthetic")
+    assert rescored == run_dir / "evaluations" / "best+eval.feature_scaling=test"
+    assert list(run_dir.parent.iterdir()) == [run_dir]  # nothing retrained
+    summary = experiment.load_summary(rescored)
+    assert summary["training"] == experiment.load_summary(run_dir)["training"]
+    assert runs.load_config(run_dir).eval.feature_scaling == "none"
+    assert accuracy.job_result("tiny", "synthetic", [rescored]).summaries["synthetic"] == summary
+    wanted["model.hidden_size"] = 12
+    retrained = accuracy.run_job("tiny", "synthetic")
+    assert retrained.parent == run_dir.parent and retrained != run_dir

@@ -13,6 +13,7 @@ from configs import common
 from configs import smap_mtadgat
 from configs import smd_mtadgat
 from tsad_jax import experiment
+from tsad_jax.detector import Detector
 from tsad_jax.models import mtad_gat
 
 BATCH, WINDOW, FEATURES = 4, 13, 5
@@ -207,3 +208,18 @@ def test_short_real_smd_run(tmp_path, data_root):
   # scale_scores: each part of each feature is scaled by its training range, so the
   # per-feature test scores sit around [0, 1] (they may leave it where the test does).
   assert 0.0 <= np.median(scores) <= 1.0
+
+
+def test_detector_combines_the_parts_into_one_score_per_row(tmp_path):
+  config = smd_mtadgat.get_config()
+  config.data.window, config.train.max_epochs, config.train.progress_bar = 13, 1, False
+  config.model.update(_model_config().to_dict())
+  rng = np.random.default_rng(0)
+  train = np.sin(np.arange(800)[:, None] / 4.0 + np.arange(FEATURES)) + 0.05 * rng.normal(
+      size=(800, FEATURES))
+  detector = Detector(config, workdir=str(tmp_path)).fit(train)
+  test = train[:120].copy()
+  test[80:84, 2] += 4.0
+  scores = detector.decision_function(test)
+  assert detector.decision_scores_.shape == (800,) and scores.shape == (120,)
+  assert 80 <= np.argmax(scores) < 90

@@ -9,6 +9,7 @@ The first `window - 1` timesteps of a series get scores by the rule in
 backfill), so every call returns exactly one score per input row.
 """
 
+import functools
 import pathlib
 import tempfile
 
@@ -16,6 +17,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from tsad_jax import feature_scaling
 from tsad_jax import models
 from tsad_jax import scoring
 from tsad_jax import thresholds
@@ -52,6 +54,8 @@ class Detector:
 
   Attributes set by `fit`: `threshold_`, `decision_scores_` (training scores),
   `labels_` (training labels at `threshold_`), `params_`, `history_`.
+  Scores are combined and scaled per feature as the launchers do
+  (`config.eval.feature_scaling`, and a model's own `combine`).
   """
 
   def __init__(self, config: ml_collections.ConfigDict, *, workdir: str | None = None):
@@ -70,16 +74,21 @@ class Detector:
     prepared = Prepared(Dataset("array", (entity,), tuple(map(str, range(x.shape[1])))),
                         series, series[:0], (len(series),), (), train_starts, val_starts)
     model_lib = models.get(cfg.model.name)
+    feature_scaling.check(cfg.eval.feature_scaling)
     self.model_ = model_lib.build(cfg.model, num_features=x.shape[1], window=cfg.data.window)
-    self._scorer = scoring.Scorer(model_lib, self.model_, window=cfg.data.window,
-                                  batch_size=cfg.eval.batch_size, rule=cfg.eval.point_rule)
+    self._scorer = scoring.for_config(model_lib, self.model_, cfg)
     if self.workdir:
       pathlib.Path(self.workdir).mkdir(parents=True, exist_ok=True)
     run_dir = pathlib.Path(tempfile.mkdtemp(prefix="detector_", dir=self.workdir))
     result = train.fit(cfg, prepared, run_dir, model_lib=model_lib, model=self.model_)
     self.params_, self.history_ = result.params, result.history
     self.num_features_ = x.shape[1]
-    self.decision_scores_ = self._score(series)
+    self._combine = lambda parts, reference: parts
+    if hasattr(model_lib, "combine"):  # see models/__init__.py
+      self._combine = functools.partial(model_lib.combine, model_config=cfg.model)
+    self.train_parts_ = self._raw_scores(series)
+    self.train_per_feature_ = self._combine(self.train_parts_, reference=self.train_parts_)
+    self.decision_scores_ = self._total(self.train_per_feature_)
     method = cfg.threshold.methods.split(",")[0].strip()
     method = _FIT_TIME_METHOD.get(method, method)
     self.threshold_ = float(thresholds.compute(
@@ -88,15 +97,21 @@ class Detector:
     self.labels_ = thresholds.predict(self.decision_scores_, self.threshold_)
     return self
 
-  def _score(self, series: np.ndarray) -> np.ndarray:
+  def _raw_scores(self, series: np.ndarray) -> np.ndarray:
     key = jax.random.fold_in(jax.random.PRNGKey(self.config.seed), 2)
-    return self._scorer(self.params_, series, [len(series)], key).sum(axis=1)
+    return self._scorer(self.params_, series, [len(series)], key)
+
+  def _total(self, per_feature: np.ndarray) -> np.ndarray:
+    scaled, _ = feature_scaling.apply(self.config.eval.feature_scaling, per_feature,
+                                      self.train_per_feature_)
+    return scaled.sum(axis=1)
 
   def decision_function(self, x) -> np.ndarray:
     """(T,) anomaly scores, one per row of `x`, higher = more anomalous."""
     x = _check(x, window=self.config.data.window, num_features=self.num_features_,
                what="decision_function input")
-    return self._score(normalize.apply(self.stats_, x).astype(np.float32))
+    parts = self._raw_scores(normalize.apply(self.stats_, x).astype(np.float32))
+    return self._total(self._combine(parts, reference=self.train_parts_))
 
   def predict(self, x) -> np.ndarray:
     """(T,) 0/1 labels at `threshold_`."""

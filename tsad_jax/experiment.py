@@ -12,6 +12,7 @@ import numpy as np
 
 from tsad_jax import baselines
 from tsad_jax import evaluation
+from tsad_jax import feature_scaling
 from tsad_jax import models
 from tsad_jax import plots
 from tsad_jax import runs
@@ -43,6 +44,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
       "threshold.methods": (_names(config.threshold.methods), thresholds.REGISTRY),
       "eval.baselines": (_names(config.eval.baselines), baselines.BASELINES),
       "eval.point_rule": ([config.eval.point_rule], scoring.POINT_RULES),
+      "eval.feature_scaling": ([config.eval.feature_scaling], feature_scaling.MODES),
       "threshold.calibration": ([config.threshold.calibration], ("train", "val")),
   }
   for field, (given, valid) in choices.items():
@@ -91,10 +93,7 @@ def score_and_report(setup: Setup, params, out_dir: pathlib.Path, *,
                      history: list[dict] | None = None) -> dict:
   """Scores train and test, writes scores, summary.json and plots into `out_dir`."""
   config, prepared = setup.config, setup.prepared
-  stride = getattr(setup.model_lib, "score_stride", lambda model_config: 1)(config.model)
-  scorer = scoring.Scorer(setup.model_lib, setup.model, window=config.data.window,
-                          batch_size=config.eval.batch_size, rule=config.eval.point_rule,
-                          stride=stride)
+  scorer = scoring.for_config(setup.model_lib, setup.model, config)
   key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 2)
   started = time.perf_counter()
   test_per_feature = prepared.split_test(
@@ -106,6 +105,9 @@ def score_and_report(setup: Setup, params, out_dir: pathlib.Path, *,
     test_per_feature = [combine(test, reference=train)
                         for test, train in zip(test_per_feature, train_per_feature, strict=True)]
     train_per_feature = [combine(train, reference=train) for train in train_per_feature]
+  scaled = [feature_scaling.apply(config.eval.feature_scaling, test, train)
+            for test, train in zip(test_per_feature, train_per_feature, strict=True)]
+  test_per_feature, train_per_feature = [list(parts) for parts in zip(*scaled, strict=True)]
   scoring_seconds = time.perf_counter() - started
 
   entities = prepared.dataset.entities
@@ -219,11 +221,20 @@ def evaluate_run(run_dir: str | pathlib.Path, *, step: int | None = None,
   run_dir = pathlib.Path(run_dir)
   setup = build(runs.rescoring_config(runs.load_config(run_dir), list(overrides)))
   params = train.load_params(run_dir, step=step)
-  name = "+".join(["best" if step is None else f"step-{step}", *sorted(overrides)])
-  out_dir = run_dir / "evaluations" / name.replace("/", "_")
+  out_dir = evaluation_folder(run_dir, step=step, overrides=overrides)
   summary = score_and_report(setup, params, out_dir)
+  trained = load_summary(run_dir) if (run_dir / "summary.json").exists() else {}
+  if step is None and "training" in trained:  # the same trained parameters
+    summary["training"] = trained["training"]
   runs.write_json(out_dir / "summary.json", summary)
   return summary, out_dir
+
+
+def evaluation_folder(run_dir: pathlib.Path, *, step: int | None = None,
+                      overrides=()) -> pathlib.Path:
+  """Where `evaluate_run` writes: `<run_dir>/evaluations/<best|step-N>[+overrides]`."""
+  name = "+".join(["best" if step is None else f"step-{step}", *sorted(overrides)])
+  return pathlib.Path(run_dir) / "evaluations" / name.replace("/", "_")
 
 
 def same_figures(a: dict, b: dict, *, rtol: float = 1e-5) -> list[str]:

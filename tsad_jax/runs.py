@@ -47,7 +47,8 @@ def open_run(workdir: str | pathlib.Path, config: ml_collections.ConfigDict) -> 
   """Creates a new run folder, or reopens `config.run_id` to resume it.
 
   Resuming refuses a config that differs from the saved one in anything but
-  RESUMABLE_CHANGES, since the checkpoints belong to the saved config.
+  RESUMABLE_CHANGES and scoring-only fields (RESCORING_FIELDS), since the
+  checkpoints belong to the saved config; the saved config takes those changes.
   """
   parent = run_parent(workdir, config)
   if config.run_id:
@@ -56,11 +57,14 @@ def open_run(workdir: str | pathlib.Path, config: ml_collections.ConfigDict) -> 
       saved = _flat(json.loads((run_dir / CONFIG_FILE).read_text()))
       wanted = _flat(json.loads(config.to_json()))
       changed = sorted(k for k in saved.keys() | wanted.keys()
-                       if saved.get(k) != wanted.get(k) and k not in RESUMABLE_CHANGES)
+                       if saved.get(k) != wanted.get(k) and k not in RESUMABLE_CHANGES
+                       and not is_rescoring_field(k))
       if changed:
         raise ValueError(
             f"Run {run_dir} was made with a different config ({', '.join(changed)}); resume it "
             "with the same config, or leave config.run_id empty to start a new run.")
+      if saved != wanted:
+        write_json(run_dir / CONFIG_FILE, json.loads(config.to_json()))
       return run_dir
   else:
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -99,7 +103,26 @@ def load_config(run_dir: str | pathlib.Path) -> ml_collections.ConfigDict:
 # Fields that change how a trained model's scores are combined, thresholded and
 # reported, never its parameters: a saved run may be re-scored with other values.
 RESCORING_FIELDS = ("threshold.", "eval.", "model.gamma", "model.scale_scores",
-                    "model.test_n_z", "model.score_mode", "model.residual_threshold")
+                    "model.test_n_z", "model.score_mode", "model.residual_threshold",
+                    "model.score_stride")
+
+
+def is_rescoring_field(field: str) -> bool:
+  return any(field == f or (f.endswith(".") and field.startswith(f)) for f in RESCORING_FIELDS)
+
+
+def training_fields(config: ml_collections.ConfigDict) -> dict:
+  """The flattened config minus scoring-only fields and run_id: what training depends on."""
+  return {k: v for k, v in _flat(json.loads(config.to_json())).items()
+          if not is_rescoring_field(k) and k != "run_id"}
+
+
+def rescoring_overrides(saved: ml_collections.ConfigDict,
+                        wanted: ml_collections.ConfigDict) -> list[str]:
+  """`field=value` overrides turning a saved run's scoring-only fields into `wanted`'s."""
+  have = _flat(json.loads(saved.to_json()))
+  return [f"{field}={value}" for field, value in sorted(_flat(json.loads(wanted.to_json())).items())
+          if is_rescoring_field(field) and have.get(field) != value]
 
 
 def _parse_like(text: str, current, field: str):
@@ -127,8 +150,7 @@ def rescoring_config(config: ml_collections.ConfigDict,
     field = field.strip()
     if not sep or not field:
       raise ValueError(f"--override={override!r}: write field=value, e.g. model.gamma=0.5.")
-    if not any(field == f or (f.endswith(".") and field.startswith(f))
-               for f in RESCORING_FIELDS):
+    if not is_rescoring_field(field):
       raise ValueError(f"--override={override!r}: {field} changes the trained model; only "
                        f"{', '.join(RESCORING_FIELDS)} can be changed when re-scoring.")
     parent_path, _, leaf = field.rpartition(".")

@@ -129,3 +129,10 @@ class Scorer:
     parts = [fill_unscored(means[begin:end], counts[begin:end])
              for begin, end in zip(bounds[:-1], bounds[1:], strict=True)]
     return np.concatenate(parts).astype(np.float32)
+
+
+def for_config(model_lib, model, config) -> Scorer:
+  """The Scorer a run's config asks for (the model may score every k-th window only)."""
+  stride = getattr(model_lib, "score_stride", lambda model_config: 1)(config.model)
+  return Scorer(model_lib, model, window=config.data.window, batch_size=config.eval.batch_size,
+                rule=config.eval.point_rule, stride=stride)
