@@ -3,8 +3,9 @@
   python -m bench.accuracy [--data_root=$TSAD_JAX_DATA_ROOT] [--workdir=runs/bench]
       [--jobs=smd_omni,smd_mtadgat,...] [--results_dir=docs/results] [--out=docs/RESULTS.md]
 
-Each job is a config in configs/ run on every SMD machine found under the data
-root (or on the whole spacecraft). A job's run id is `bench-<hash of the
+Each job is a config in configs/ (or one with some model fields changed,
+VARIANTS) run on every SMD machine found under the data root (or on the whole
+spacecraft). A job's run id is `bench-<hash of the
 config fields training depends on>`, so a benchmark that is stopped and
 started again resumes its unfinished runs and reuses its finished ones; a
 change to scoring-only fields (runs.RESCORING_FIELDS) re-scores finished runs
@@ -45,6 +46,16 @@ JOBS = {
     "smap_mtadgat": "smap",
     "msl_mtadgat": "msl",
     "smd_mscred": "smd",
+    "smd_sdmae": "smd",
+    "smd_sdmae_cnn_first": "smd",
+    "smd_sdmae_patch_cnn": "smd",
+    "smd_lstmae_clf": "smd",
+    "smd_lstmae_pred": "smd",
+}
+# Jobs that are another job's config with some model fields changed.
+VARIANTS = {
+    "smd_sdmae_cnn_first": ("smd_sdmae", {"patchify_mode": "cnn_first"}),
+    "smd_sdmae_patch_cnn": ("smd_sdmae", {"patchify_mode": "patch_cnn"}),
 }
 
 _DATA_ROOT = flags.DEFINE_string("data_root", os.environ.get(DATA_ROOT_ENV, ""),
@@ -80,7 +91,9 @@ def with_run_id(config):
 
 
 def job_config(job: str, entity: str):
-  config = importlib.import_module(f"configs.{job}").get_config(entity)
+  module, model_fields = VARIANTS.get(job, (job, {}))
+  config = importlib.import_module(f"configs.{module}").get_config(entity)
+  config.model.update(model_fields)
   config.data.root = str(data_folder(JOBS[job]))
   config.train.progress_bar = False
   return with_run_id(config)

@@ -31,7 +31,12 @@ TSB_AD_VUS_PR = {
     ("PCA", "smd"): (0.364, 20),
 }
 MODEL_TITLES = {"omni_anomaly": "OmniAnomaly", "transformer": "Transformer",
-                "lstm_ae": "LSTM-AE", "mtad_gat": "MTAD-GAT", "mscred": "MSCRED"}
+                "lstm_ae": "LSTM-AE", "mtad_gat": "MTAD-GAT", "mscred": "MSCRED",
+                "sd_mae": "SD-MAE"}
+# Jobs that run a variant of a model are titled by job.
+JOB_TITLES = {"smd_sdmae": "SD-MAE linear", "smd_sdmae_cnn_first": "SD-MAE cnn_first",
+              "smd_sdmae_patch_cnn": "SD-MAE patch_cnn", "smd_lstmae_clf": "LSTM-AE clf",
+              "smd_lstmae_pred": "LSTM-AE pred"}
 DATASET_TITLES = {"smd": "SMD", "smap": "SMAP", "msl": "MSL"}
 _INTERPRETATION = ("HitRate@100%", "HitRate@150%", "NDCG@100%", "NDCG@150%")
 
@@ -77,7 +82,7 @@ def _row(cells) -> str:
 
 def _model(result: JobResult) -> str:
   name = next(iter(result.summaries.values()))["model"]
-  return MODEL_TITLES.get(name, name)
+  return JOB_TITLES.get(result.job, MODEL_TITLES.get(name, name))
 
 
 def _entity_cells(summary: dict) -> list[str]:

@@ -83,6 +83,7 @@ def get_config() -> ml_collections.ConfigDict:
   # the sum; statistics of the scored series itself (test, as GDN) or of training
   # (train: causal, for streaming). See tsad_jax/feature_scaling.py.
   config.eval.feature_scaling = "test"
+  config.eval.scaling_floor = 0.01  # smallest IQR used, as a fraction of the mean IQR
   config.eval.vus_window = 100  # sliding window of VUS-PR / VUS-ROC (TSB-AD's default)
   config.eval.baselines = "zscore,pca"
   config.eval.pca_variance = 0.95
@@ -101,11 +102,24 @@ def get_config() -> ml_collections.ConfigDict:
 
 
 def lstm_ae(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Sets `config.model` to the LSTM autoencoder's defaults."""
+  """Sets `config.model` to the LSTM autoencoder's defaults.
+
+  `variant` adds a head of matanle51/LSTM_AutoEncoder (see tsad_jax/models/lstm_ae.py):
+  "pred" forecasts the window's last `pred_steps` points from the others; "clf"
+  classifies windows, trained on synthetic anomalies injected into the batch.
+  """
   config.model = ml_collections.ConfigDict()
   config.model.name = "lstm_ae"
   config.model.hidden_size = 64
   config.model.dropout = 0.0
+  config.model.variant = "ae"  # ae | pred (prediction head) | clf (classification head)
+  config.model.pred_steps = 1  # pred: points forecast; the encoder reads window - pred_steps
+  config.model.pred_weight = 1.0  # pred: loss = recon MSE + pred_weight * forecast MSE
+  config.model.recon_weight = 1.0  # pred: score = forecast error + recon_weight * recon error
+  config.model.clf_inject_ratio = 0.5  # clf: fraction of a batch's windows given an anomaly
+  config.model.clf_inject_scale = 0.5  # clf: typical injected size, in normalised units
+  config.model.clf_weight = 1.0  # clf: loss = clean recon MSE + clf_weight * BCE
+  config.model.clf_weight_score = 1.0  # clf: score = recon error + this * probability / D
   return config
 
 
@@ -187,4 +201,29 @@ def mscred(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   config.model.score_mode = "residual"  # residual | count (the paper's broken entries)
   config.model.residual_threshold = 0.005  # count: a broken entry's squared residual
   config.model.score_stride = 10  # score every 10th window; points in between hold
+  return config
+
+
+def sd_mae(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Sets `config.model` to the self-distilled masked autoencoder's defaults (the seed's).
+
+  The window (the seed's seq_length) is data.window and must equal
+  num_patches * patch_size: 100 with these defaults.
+  """
+  config.model = ml_collections.ConfigDict()
+  config.model.name = "sd_mae"
+  config.model.d_model = 64
+  config.model.nhead = 4  # must divide d_model
+  config.model.num_encoder_layers = 3
+  config.model.dim_feedforward = 256
+  config.model.dropout = 0.1
+  config.model.num_patches = 25
+  config.model.patch_size = 4
+  config.model.patchify_mode = "linear"  # linear | cnn_first | patch_cnn
+  config.model.masking_ratio = 0.4  # training hides round(0.4 * 25) = 10 patches per window
+  config.model.mask_last_n = 4  # points hidden (as whole patches) when scoring: one patch
+  config.model.train_mask_last = True  # training masks always include those last patches
+  config.model.distill_weight = 1.0  # loss = teacher MSE + distill_weight * discrepancy
+  config.model.recon_weight = 1.0  # score = recon_weight * (teacher - x)^2
+  config.model.discrepancy_weight = 1.0  # + discrepancy_weight * (teacher - student)^2
   return config

@@ -15,7 +15,8 @@ CONFIGS = sorted(p.stem for p in pathlib.Path(__file__).parent.parent.joinpath("
 
 
 # Models whose fields fix the window get values that make it 8; the rest keep theirs.
-WINDOW_8 = {"mscred": {"scales": "2,4", "gap": 2, "steps": 3}}  # 4 + 2 * (3 - 1)
+WINDOW_8 = {"mscred": {"scales": "2,4", "gap": 2, "steps": 3},  # 4 + 2 * (3 - 1)
+            "sd_mae": {"num_patches": 2, "patch_size": 4, "mask_last_n": 4}}  # 2 * 4
 
 
 @pytest.mark.parametrize("name", CONFIGS)

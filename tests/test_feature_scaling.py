@@ -42,7 +42,8 @@ def test_a_constant_feature_is_floored_not_divided_by_zero():
   rng = np.random.default_rng(2)
   train = np.stack([rng.normal(size=1000), np.full(1000, 3.0)], axis=1)
   median, spread = feature_scaling.robust_stats(train)
-  assert spread[1] == pytest.approx(feature_scaling.FLOOR_FRACTION * spread[0] / 2, rel=1e-2)
+  assert spread[1] == pytest.approx(0.01 * spread[0] / 2, rel=1e-2)  # the default floor
+  assert feature_scaling.robust_stats(train, floor=0.5)[1][1] == pytest.approx(spread[0] / 4)
   test = train.copy()
   test[10, 1] = 4.0
   scaled, _ = feature_scaling.apply("train", test, train)
@@ -57,6 +58,8 @@ def test_none_returns_the_scores_and_unknown_modes_are_refused():
   assert test is scores and np.array_equal(train, scores + 1)
   with pytest.raises(ValueError, match="feature_scaling: unknown 'zscore'; choose from none"):
     feature_scaling.apply("zscore", scores, scores)
+  with pytest.raises(ValueError, match="scaling_floor=0"):
+    feature_scaling.apply("test", scores, scores, floor=0)
   config = tiny.get_config()
   config.eval.feature_scaling = "zscore"
   with pytest.raises(ValueError, match="eval.feature_scaling"):

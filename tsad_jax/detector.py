@@ -74,7 +74,7 @@ class Detector:
     prepared = Prepared(Dataset("array", (entity,), tuple(map(str, range(x.shape[1])))),
                         series, series[:0], (len(series),), (), train_starts, val_starts)
     model_lib = models.get(cfg.model.name)
-    feature_scaling.check(cfg.eval.feature_scaling)
+    feature_scaling.check(cfg.eval.feature_scaling, cfg.eval.scaling_floor)
     self.model_ = model_lib.build(cfg.model, num_features=x.shape[1], window=cfg.data.window)
     self._scorer = scoring.for_config(model_lib, self.model_, cfg)
     if self.workdir:
@@ -103,7 +103,8 @@ class Detector:
 
   def _total(self, per_feature: np.ndarray) -> np.ndarray:
     scaled, _ = feature_scaling.apply(self.config.eval.feature_scaling, per_feature,
-                                      self.train_per_feature_)
+                                      self.train_per_feature_,
+                                      floor=self.config.eval.scaling_floor)
     return scaled.sum(axis=1)
 
   def decision_function(self, x) -> np.ndarray:

@@ -44,7 +44,6 @@ def check_config(config: ml_collections.ConfigDict) -> None:
       "threshold.methods": (_names(config.threshold.methods), thresholds.REGISTRY),
       "eval.baselines": (_names(config.eval.baselines), baselines.BASELINES),
       "eval.point_rule": ([config.eval.point_rule], scoring.POINT_RULES),
-      "eval.feature_scaling": ([config.eval.feature_scaling], feature_scaling.MODES),
       "threshold.calibration": ([config.threshold.calibration], ("train", "val")),
   }
   for field, (given, valid) in choices.items():
@@ -54,6 +53,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                        f"choose from {', '.join(valid)}.")
   if config.data.window < 2:
     raise ValueError(f"config.data.window must be >= 2, got {config.data.window}.")
+  feature_scaling.check(config.eval.feature_scaling, config.eval.scaling_floor)
 
 
 def build(config: ml_collections.ConfigDict) -> Setup:
@@ -105,7 +105,8 @@ def score_and_report(setup: Setup, params, out_dir: pathlib.Path, *,
     test_per_feature = [combine(test, reference=train)
                         for test, train in zip(test_per_feature, train_per_feature, strict=True)]
     train_per_feature = [combine(train, reference=train) for train in train_per_feature]
-  scaled = [feature_scaling.apply(config.eval.feature_scaling, test, train)
+  scaled = [feature_scaling.apply(config.eval.feature_scaling, test, train,
+                                  floor=config.eval.scaling_floor)
             for test, train in zip(test_per_feature, train_per_feature, strict=True)]
   test_per_feature, train_per_feature = [list(parts) for parts in zip(*scaled, strict=True)]
   scoring_seconds = time.perf_counter() - started

@@ -104,7 +104,8 @@ def load_config(run_dir: str | pathlib.Path) -> ml_collections.ConfigDict:
 # reported, never its parameters: a saved run may be re-scored with other values.
 RESCORING_FIELDS = ("threshold.", "eval.", "model.gamma", "model.scale_scores",
                     "model.test_n_z", "model.score_mode", "model.residual_threshold",
-                    "model.score_stride")
+                    "model.score_stride", "model.recon_weight", "model.discrepancy_weight",
+                    "model.clf_weight_score")
 
 
 def is_rescoring_field(field: str) -> bool:

@@ -1,0 +1,1 @@
+"""Sweep specs: `python -m launch.sweep --config=configs/sweeps/<name>.py`."""
