@@ -150,8 +150,7 @@ def job_result(job: str, dataset: str, run_dirs: list[pathlib.Path]) -> report.J
   for run_dir in finished:
     summary = experiment.load_summary(run_dir)
     summaries["+".join(summary["entities"])] = summary
-  run_dir = finished[0] if (finished[0] / runs.CONFIG_FILE).exists() else finished[0].parents[1]
-  vus_window = runs.load_config(run_dir).eval.vus_window  # a re-scoring sits in <run>/evaluations/
+  vus_window = runs.load_config(finished[0]).eval.vus_window
   return report.JobResult(job=job, dataset=dataset, summaries=summaries,
                           pooled=pooled(finished, vus_window) if len(finished) > 1 else None)
 

@@ -103,6 +103,7 @@ def test_a_scoring_change_rescores_the_finished_run_instead_of_retraining(tmp_pa
     summary = experiment.load_summary(rescored)
     assert summary["training"] == experiment.load_summary(run_dir)["training"]
     assert runs.load_config(run_dir).eval.feature_scaling == "none"
+    assert runs.load_config(rescored).eval.feature_scaling == "test"
     assert accuracy.job_result("tiny", "synthetic", [rescored]).summaries["synthetic"] == summary
     wanted["model.hidden_size"] = 12
     retrained = accuracy.run_job("tiny", "synthetic")

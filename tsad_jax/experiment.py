@@ -215,15 +215,17 @@ def evaluate_run(run_dir: str | pathlib.Path, *, step: int | None = None,
   """Re-scores a saved run: the best parameters, or those at `step`.
 
   `overrides` ("model.gamma=0.5", "threshold.pot_q=1e-4") change scoring-only
-  fields (runs.RESCORING_FIELDS). Writes into `<run_dir>/evaluations/<best|
-  step-N>[+overrides]/`, never over the run's own files, and returns (summary,
-  that folder).
+  fields (runs.RESCORING_FIELDS). Writes scores, summary.json and the config
+  used into `<run_dir>/evaluations/<best|step-N>[+overrides]/`, never over the
+  run's own files, and returns (summary, that folder).
   """
   run_dir = pathlib.Path(run_dir)
-  setup = build(runs.rescoring_config(runs.load_config(run_dir), list(overrides)))
+  config = runs.rescoring_config(runs.load_config(run_dir), list(overrides))
+  setup = build(config)
   params = train.load_params(run_dir, step=step)
   out_dir = evaluation_folder(run_dir, step=step, overrides=overrides)
   summary = score_and_report(setup, params, out_dir)
+  runs.write_json(out_dir / runs.CONFIG_FILE, json.loads(config.to_json()))
   trained = load_summary(run_dir) if (run_dir / "summary.json").exists() else {}
   if step is None and "training" in trained:  # the same trained parameters
     summary["training"] = trained["training"]
