@@ -159,7 +159,8 @@ def rescoring_config(config: ml_collections.ConfigDict,
     for part in parent_path.split("."):
       parent = parent.get(part) if isinstance(parent, ml_collections.ConfigDict) else None
     if not isinstance(parent, ml_collections.ConfigDict) or leaf not in parent:
-      raise ValueError(f"--override={override!r}: the run's config has no field {field}.")
+      raise ValueError(f"--override={override!r}: the run's config has no field {field} "
+                       "(misspelt, or newer than the run: add it to the run's config.json).")
     parent[leaf] = _parse_like(text.strip(), parent[leaf], field)
   return config
 
