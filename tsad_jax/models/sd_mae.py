@@ -217,12 +217,9 @@ def _is_number(value) -> bool:
 
 def _check_config(model_config: ml_collections.ConfigDict, window: int) -> None:
   """Raises ValueError naming the first `config.model` (or `data.window`) field with a bad value."""
-  positive = ("d_model", "nhead", "num_encoder_layers", "dim_feedforward", "num_patches",
-              "patch_size", "mask_last_n")
-  for field in positive:
-    value = model_config[field]
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-      raise ValueError(f"config.model.{field}={value!r} must be a positive integer.")
+  transformer.check_positive_ints(
+      model_config, ("d_model", "nhead", "num_encoder_layers", "dim_feedforward", "num_patches",
+                     "patch_size", "mask_last_n"))
   if model_config.d_model % model_config.nhead:
     raise ValueError(f"config.model.nhead={model_config.nhead} must divide "
                      f"config.model.d_model={model_config.d_model}.")

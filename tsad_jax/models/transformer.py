@@ -81,12 +81,17 @@ class TransformerReconstructor(nn.Module):
     return nn.Dense(self.num_features, name="output")(x)
 
 
-def _check_config(model_config: ml_collections.ConfigDict) -> None:
-  """Raises ValueError naming the first `config.model` field with a bad value."""
-  for field in ("d_model", "n_heads", "num_layers", "d_ff"):
+def check_positive_ints(model_config: ml_collections.ConfigDict, fields) -> None:
+  """Raises ValueError naming the first of `config.model.<fields>` that is not an integer > 0."""
+  for field in fields:
     value = model_config[field]
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
       raise ValueError(f"config.model.{field}={value!r} must be a positive integer.")
+
+
+def _check_config(model_config: ml_collections.ConfigDict) -> None:
+  """Raises ValueError naming the first `config.model` field with a bad value."""
+  check_positive_ints(model_config, ("d_model", "n_heads", "num_layers", "d_ff"))
   if model_config.d_model % model_config.n_heads:
     raise ValueError(f"config.model.n_heads={model_config.n_heads} must divide "
                      f"config.model.d_model={model_config.d_model}.")
