@@ -1,77 +1,205 @@
-"""Training samples/s and scoring windows/s of a model on one data set.
+"""Training samples/s and scoring windows/s of every model, in JAX and in PyTorch.
 
-  python -m bench.throughput [--config=configs/smd_lstmae.py:machine-1-6] [--steps=30]
+  python -m bench.throughput [--configs=smd_lstmae,smd_omni,...] [--entity=machine-1-6]
+      [--steps=20] [--score_batches=10] [--torch] [--out=docs/PERFORMANCE.md]
 
-Needs the data (data.root or $TSAD_JAX_DATA_ROOT). Prints the machine, then
-one line per measurement. The first calls (compilation) are not timed.
+Needs the data ($TSAD_JAX_DATA_ROOT or data.root). Per model (its default
+config), both frameworks run in this one process on the same CPU, the same
+training batches (the config's batch size) and the same parameters (the
+PyTorch twin's init, converted): training is one Adam step per batch (JAX: the
+library's jitted train step; PyTorch: eager forward, backward and
+torch.optim.Adam), scoring is the model's score on eval.batch_size windows.
+Dropout is off in both (the twins are compared without it). The first calls
+(compilation, warm-up) are not timed. "whole test" is the
+library's scorer on the entity's whole test series. Ratios are JAX / PyTorch:
+above 1, JAX is faster. With --out the table is written there, machine named.
 """
 
+import dataclasses
+import importlib
 import time
 
 from absl import app
 from absl import flags
 import jax
 import jax.numpy as jnp
-from ml_collections import config_flags
+import numpy as np
 
+from interop import parity
 from tsad_jax import experiment
 from tsad_jax import runs
 from tsad_jax import scoring
 from tsad_jax import train
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", "configs/smd_lstmae.py:machine-1-6", "Experiment config file.")
-_STEPS = flags.DEFINE_integer("steps", 30, "Timed training steps.")
+MODEL_CONFIGS = ("smd_lstmae", "smd_lstmae_pred", "smd_lstmae_clf", "smd_omni",
+                 "smd_transformer", "smd_mtadgat", "smd_mscred", "smd_sdmae")
+
+_CONFIGS = flags.DEFINE_list("configs", list(MODEL_CONFIGS), "Config files in configs/.")
+_ENTITY = flags.DEFINE_string("entity", "machine-1-6", "SMD machine the batches come from.")
+_STEPS = flags.DEFINE_integer("steps", 20, "Timed training steps per framework.")
+_SCORE_BATCHES = flags.DEFINE_integer("score_batches", 10, "Timed scoring batches.")
+_TORCH = flags.DEFINE_boolean("torch", True, "Also time the PyTorch twins.")
+_OUT = flags.DEFINE_string("out", "", "Markdown file to write the table to.")
 
 
-def training_samples_per_second(setup: experiment.Setup, steps: int) -> float:
-  config, prepared = setup.config, setup.prepared
-  batch = config.train.batch_size
-  init_key, loop_key = jax.random.split(jax.random.PRNGKey(config.seed))
-  state, tx = train.create_train_state(config, setup.model, init_key=init_key,
-                                       num_features=prepared.num_features, steps_per_epoch=100)
-  step_fn = train.make_train_step(setup.model_lib, setup.model, tx, window=config.data.window)
-  series = jnp.asarray(prepared.train)
-  order = train.epoch_order(config.seed, 0, len(prepared.train_starts), batch)
-  batches = [jnp.asarray(prepared.train_starts[order[i % len(order)]]) for i in range(steps + 2)]
-  for starts in batches[:2]:
-    state, loss = step_fn(state, series, starts, loop_key)
-  loss.block_until_ready()
+@dataclasses.dataclass
+class Row:
+  config: str
+  batch: int
+  train_jax: float  # samples/s
+  score_jax: float  # windows/s
+  whole_test_seconds: float
+  train_torch: float | None = None
+  score_torch: float | None = None
+
+
+def _batches(setup: experiment.Setup, count: int, batch: int, seed: int = 0) -> list[np.ndarray]:
+  """`count` batches of `batch` training window starts, in training order."""
+  starts = setup.prepared.train_starts
+  order = train.epoch_order(seed, 0, len(starts), batch)
+  return [starts[order[i % len(order)]] for i in range(count)]
+
+
+def _windows(setup: experiment.Setup, starts: np.ndarray) -> np.ndarray:
+  window = setup.config.data.window
+  return np.stack([setup.prepared.train[s:s + window] for s in starts]).astype(np.float32)
+
+
+def _timed(fn, items, warmup: int = 2) -> float:
+  """Seconds per item of `fn` over `items[warmup:]`; `fn` must block until done."""
+  for item in items[:warmup]:
+    fn(item)
   started = time.perf_counter()
-  for starts in batches[2:]:
-    state, loss = step_fn(state, series, starts, loop_key)
-  loss.block_until_ready()
-  return steps * batch / (time.perf_counter() - started)
+  for item in items[warmup:]:
+    fn(item)
+  return (time.perf_counter() - started) / (len(items) - warmup)
 
 
-def scoring_windows_per_second(setup: experiment.Setup) -> tuple[float, int]:
+def jax_rates(setup: experiment.Setup, params, steps: int, score_batches: int):
+  """(training samples/s, scoring windows/s, seconds to score the whole test series)."""
   config, prepared = setup.config, setup.prepared
-  params = train.init_params(setup.model, key=jax.random.PRNGKey(0), window=config.data.window,
-                             num_features=prepared.num_features)
-  scorer = scoring.Scorer(setup.model_lib, setup.model, window=config.data.window,
-                          batch_size=config.eval.batch_size, rule=config.eval.point_rule)
-  key = jax.random.PRNGKey(0)
+  batch, window = config.train.batch_size, config.data.window
+  state, tx = train.create_train_state(config, setup.model, init_key=jax.random.PRNGKey(0),
+                                       num_features=prepared.num_features, steps_per_epoch=100,
+                                       initial_params=params)
+  step_fn = train.make_train_step(setup.model_lib, setup.model, tx, window=window)
+  series, loop_key = jnp.asarray(prepared.train), jax.random.PRNGKey(1)
+  holder = {"state": state}
+
+  def train_step(starts):
+    holder["state"], loss = step_fn(holder["state"], series, jnp.asarray(starts), loop_key)
+    loss.block_until_ready()
+
+  train_rate = batch / _timed(train_step, _batches(setup, steps + 2, batch))
+
+  eval_batch = config.eval.batch_size
+  score_fn = jax.jit(lambda p, w: setup.model_lib.score(setup.model, p, w,
+                                                        rng=jax.random.PRNGKey(2)))
+  windows = [jnp.asarray(_windows(setup, s)) for s in _batches(setup, score_batches + 2,
+                                                               eval_batch, seed=1)]
+  score_rate = eval_batch / _timed(lambda w: score_fn(params, w).block_until_ready(), windows)
+
+  scorer = scoring.for_config(setup.model_lib, setup.model, config)
   length = prepared.test_lengths[0]
-  series = prepared.test[:length]
-  scorer(params, series[: config.data.window * 2], [config.data.window * 2], key)  # compile
+  scorer(params, prepared.test[:2 * window], [2 * window], jax.random.PRNGKey(0))  # compile
   started = time.perf_counter()
-  scorer(params, series, [length], key)
-  windows = length - config.data.window + 1
-  return windows / (time.perf_counter() - started), windows
+  scorer(params, prepared.test[:length], [length], jax.random.PRNGKey(0))
+  return train_rate, score_rate, time.perf_counter() - started
+
+
+def torch_rates(setup: experiment.Setup, pair, steps: int, score_batches: int):
+  """(training samples/s, scoring windows/s) of the PyTorch twin on the same batches."""
+  import torch  # noqa: PLC0415
+
+  from interop import noise as noise_lib  # noqa: PLC0415
+
+  config = setup.config
+  batch, eval_batch = config.train.batch_size, config.eval.batch_size
+  module, twin, lib = pair.module, pair.twin, setup.model_lib
+  key = jax.random.PRNGKey(3)
+
+  def draws(fn, windows, **kwargs):
+    """The Flax model's random draws on `windows`, reused by every timed PyTorch call."""
+    _, calls = noise_lib.record(fn, setup.model, pair.params, jnp.asarray(windows), rng=key,
+                                **kwargs)
+    return jax.tree.map(lambda a: torch.from_numpy(np.array(a)), calls)
+
+  train_windows = [_windows(setup, s) for s in _batches(setup, steps + 2, batch)]
+  train_noise = draws(lib.loss, train_windows[0], train=True)
+  optimizer = torch.optim.Adam(module.parameters(), lr=config.optim.learning_rate)
+  module.train()
+
+  def train_step(windows):
+    optimizer.zero_grad()
+    twin.loss(module, torch.from_numpy(windows), train_noise).backward()
+    optimizer.step()
+
+  train_rate = batch / _timed(train_step, train_windows)
+
+  score_windows = [_windows(setup, s) for s in _batches(setup, score_batches + 2, eval_batch,
+                                                        seed=1)]
+  score_noise = draws(lib.score, score_windows[0])
+  module.eval()
+
+  def score_step(windows):
+    with torch.no_grad():
+      twin.score(module, torch.from_numpy(windows), score_noise)
+
+  return train_rate, eval_batch / _timed(score_step, score_windows)
+
+
+def measure(name: str, entity: str, steps: int, score_batches: int, with_torch: bool) -> Row:
+  config = importlib.import_module(f"configs.{name}").get_config()
+  config.data.entity = entity
+  config.model = parity.without_dropout(config.model)
+  setup = experiment.build(config)
+  pair = None
+  if with_torch:
+    pair = parity.make_pair(config.model, num_features=setup.prepared.num_features,
+                            window=config.data.window)
+    params = pair.params
+  else:
+    params = train.init_params(setup.model, key=jax.random.PRNGKey(0),
+                               window=config.data.window,
+                               num_features=setup.prepared.num_features)
+  row = Row(name, config.train.batch_size, *jax_rates(setup, params, steps, score_batches))
+  if pair is not None:
+    row.train_torch, row.score_torch = torch_rates(setup, pair, steps, score_batches)
+  return row
+
+
+def _ratio(a: float, b: float | None) -> str:
+  return f"{a / b:.2f}x" if b else "-"
+
+
+def table(rows: list[Row]) -> str:
+  lines = ["| config | batch | train JAX (samples/s) | train PyTorch | ratio "
+           "| score JAX (windows/s) | score PyTorch | ratio | whole test (s) |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+  for r in rows:
+    torch_train = f"{r.train_torch:,.0f}" if r.train_torch else "-"
+    torch_score = f"{r.score_torch:,.0f}" if r.score_torch else "-"
+    lines.append(f"| {r.config} | {r.batch} | {r.train_jax:,.0f} | {torch_train} | "
+                 f"{_ratio(r.train_jax, r.train_torch)} | {r.score_jax:,.0f} | {torch_score} | "
+                 f"{_ratio(r.score_jax, r.score_torch)} | {r.whole_test_seconds:.1f} |")
+  return "\n".join(lines)
 
 
 def main(argv):
   del argv
-  config = _CONFIG.value
-  setup = experiment.build(config)
-  print(f"machine: {runs.machine()}")
-  print(f"model: {config.model.name}, data: {config.data.dataset}/{config.data.entity}, "
-        f"window {config.data.window}, {setup.prepared.num_features} features")
-  rate = training_samples_per_second(setup, _STEPS.value)
-  print(f"training: {rate:,.0f} samples/s (batch {config.train.batch_size}, {_STEPS.value} steps)")
-  rate, windows = scoring_windows_per_second(setup)
-  print(f"scoring: {rate:,.0f} windows/s ({windows:,} test windows, "
-        f"batch {config.eval.batch_size})")
+  machine = runs.machine()
+  print(f"machine: {machine}")
+  rows = []
+  for name in _CONFIGS.value:
+    rows.append(measure(name, _ENTITY.value, _STEPS.value, _SCORE_BATCHES.value, _TORCH.value))
+    print(table(rows[-1:]).splitlines()[-1], flush=True)
+  text = table(rows)
+  print(text)
+  if _OUT.value:
+    with open(_OUT.value, "w") as out:
+      out.write(f"# Throughput\n\nMachine: {machine}. Command: `python -m bench.throughput "
+                f"--entity={_ENTITY.value} --steps={_STEPS.value} "
+                f"--score_batches={_SCORE_BATCHES.value}`.\n\n{text}\n")
 
 
 if __name__ == "__main__":

@@ -58,6 +58,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.model = ml_collections.ConfigDict()
   config.model.name = "lstm_ae"
 
+  config.init = ml_collections.ConfigDict()
+  # A PyTorch state_dict (.pt/.pth) of the model's twin in interop/torch_models/ to
+  # start from instead of a fresh init (fine-tuning); needs the [torch] extra.
+  config.init.torch_checkpoint = ""
+
   config.optim = ml_collections.ConfigDict()
   config.optim.learning_rate = 1e-3
   config.optim.schedule = "constant"  # constant | cosine | step
@@ -112,6 +117,7 @@ def lstm_ae(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   config.model.name = "lstm_ae"
   config.model.hidden_size = 64
   config.model.dropout = 0.0
+  config.model.output_sigmoid = False  # the seed's use_act: a sigmoid on the reconstruction
   config.model.variant = "ae"  # ae | pred (prediction head) | clf (classification head)
   config.model.pred_steps = 1  # pred: points forecast; the encoder reads window - pred_steps
   config.model.pred_weight = 1.0  # pred: loss = recon MSE + pred_weight * forecast MSE
@@ -171,8 +177,8 @@ def mtad_gat(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   config.model.target_dims = ""  # features forecast and reconstructed: "" all, or "0", "0,3"
   config.model.kernel_size = 7
   config.model.use_gatv2 = True
-  config.model.feat_gat_embed_dim = 0  # 0: the lookback length (GATv2: twice that)
-  config.model.time_gat_embed_dim = 0  # 0: the number of features (GATv2: twice that)
+  config.model.feat_gat_embed_dim = 0  # 0: the lookback length; GATv2 doubles this width
+  config.model.time_gat_embed_dim = 0  # 0: the number of features; GATv2 doubles it
   config.model.alpha = 0.2  # LeakyReLU slope in the attention
   config.model.gru_n_layers = 1
   config.model.gru_hid_dim = 150

@@ -192,9 +192,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     The run folder, `<workdir>/<dataset>/<entity>/<model>/<run_id>/`.
   """
   setup = build(config)
+  initial_params = _initial_params(setup)
   run_dir = runs.open_run(workdir, config)
   result = train.fit(config, setup.prepared, run_dir, model_lib=setup.model_lib,
-                     model=setup.model, stop_after_steps=stop_after_steps)
+                     model=setup.model, stop_after_steps=stop_after_steps,
+                     initial_params=initial_params)
   if not result.finished:
     return run_dir
   summary = score_and_report(setup, result.params, run_dir, history=result.history)
@@ -208,6 +210,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   }
   runs.write_json(run_dir / "summary.json", summary)
   return run_dir
+
+
+def _initial_params(setup: Setup):
+  """Parameters converted from `config.init.torch_checkpoint`, or None for a fresh init."""
+  path = setup.config.init.torch_checkpoint
+  if not path:
+    return None
+  from interop import convert  # noqa: PLC0415  (needs the optional torch extra)
+
+  return convert.params_from_checkpoint(path, setup.config.model,
+                                        num_features=setup.prepared.num_features,
+                                        window=setup.config.data.window)
 
 
 def evaluate_run(run_dir: str | pathlib.Path, *, step: int | None = None,

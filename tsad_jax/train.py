@@ -71,11 +71,16 @@ def _train_step(state, series, starts, loop_key, *, model, model_lib, tx, window
   return state.replace(step=state.step + 1, params=params, opt_state=opt_state), loss
 
 
-def create_train_state(config, model, *, init_key, num_features: int, steps_per_epoch: int):
-  """Freshly initialised parameters and optimizer state, and the optimizer."""
-  params = init_params(model, key=init_key, window=config.data.window, num_features=num_features)
+def create_train_state(config, model, *, init_key, num_features: int, steps_per_epoch: int,
+                       initial_params=None):
+  """Fresh optimizer state, and the optimizer, for `initial_params` (default: a fresh init)."""
+  params = initial_params
+  if params is None:
+    params = init_params(model, key=init_key, window=config.data.window,
+                         num_features=num_features)
+  params = jax.tree.map(jnp.asarray, params)
   tx = optim_lib.make_optimizer(config.optim, steps_per_epoch=steps_per_epoch,
-                                total_steps=config.train.max_epochs * steps_per_epoch)
+                                total_steps=max(config.train.max_epochs * steps_per_epoch, 1))
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params)), tx
 
 
@@ -111,7 +116,8 @@ def mean_loss(loss_fn, params, series, starts: np.ndarray, key, batch_size: int)
 
 
 def fit(config: ml_collections.ConfigDict, prepared: Prepared, run_dir: pathlib.Path, *,
-        model_lib, model, stop_after_steps: int | None = None) -> FitResult:
+        model_lib, model, stop_after_steps: int | None = None,
+        initial_params=None) -> FitResult:
   """Trains `model` on `prepared.train`, resuming from the run's latest checkpoint.
 
   Args:
@@ -123,14 +129,18 @@ def fit(config: ml_collections.ConfigDict, prepared: Prepared, run_dir: pathlib.
     model: the linen module it built.
     stop_after_steps: save a checkpoint and return after this many steps in
       total, as a preempted job would (for tests and chunked jobs).
+    initial_params: parameters to start from instead of a fresh init (a
+      converted checkpoint); with `config.train.max_epochs` 0 they are saved
+      and returned untrained.
 
   Returns:
     A FitResult.
   """
   train_cfg, window = config.train, config.data.window
   batch_size = train_cfg.batch_size
-  if batch_size < 1 or train_cfg.max_epochs < 1:
-    raise ValueError("config.train.batch_size and config.train.max_epochs must be >= 1.")
+  if batch_size < 1 or train_cfg.max_epochs < (0 if initial_params is not None else 1):
+    raise ValueError("config.train.batch_size and config.train.max_epochs must be >= 1 "
+                     "(max_epochs may be 0 when starting from config.init.torch_checkpoint).")
   num_windows = len(prepared.train_starts)
   steps_per_epoch = math.ceil(num_windows / batch_size)
   total_steps = train_cfg.max_epochs * steps_per_epoch
@@ -139,7 +149,7 @@ def fit(config: ml_collections.ConfigDict, prepared: Prepared, run_dir: pathlib.
   eval_key = jax.random.fold_in(init_key, 1)
   state, tx = create_train_state(config, model, init_key=init_key,
                                  num_features=prepared.num_features,
-                                 steps_per_epoch=steps_per_epoch)
+                                 steps_per_epoch=steps_per_epoch, initial_params=initial_params)
   params = state.params
   stopping = EarlyStopping(
       best_loss=jnp.array(jnp.inf, jnp.float32), best_params=jax.tree.map(jnp.copy, params),

@@ -51,15 +51,16 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from tsad_jax.models import layers
 from tsad_jax.models import reconstruction
 
 SCORES_EVERY_POINT = True
 VARIANTS = ("ae", "clf", "pred")
 
-# config.model fields added with the variants, and their values in runs saved before them.
-_VARIANT_DEFAULTS = {"variant": "ae", "pred_steps": 1, "pred_weight": 1.0, "recon_weight": 1.0,
-                     "clf_inject_ratio": 0.5, "clf_inject_scale": 0.5, "clf_weight": 1.0,
-                     "clf_weight_score": 1.0}
+# config.model fields added after the first release, and their values in runs saved before them.
+_VARIANT_DEFAULTS = {"output_sigmoid": False, "variant": "ae", "pred_steps": 1,
+                     "pred_weight": 1.0, "recon_weight": 1.0, "clf_inject_ratio": 0.5,
+                     "clf_inject_scale": 0.5, "clf_weight": 1.0, "clf_weight_score": 1.0}
 
 
 class LSTMAutoencoder(nn.Module):
@@ -77,6 +78,8 @@ class LSTMAutoencoder(nn.Module):
     dropout: dropout on the code in training.
     variant: "ae", "clf" or "pred".
     pred_steps: points forecast by "pred".
+    output_sigmoid: squash the reconstruction into (0, 1), as the seed's
+      `use_act` does (for data min-max normalised to [0, 1]).
   """
 
   num_features: int
@@ -91,25 +94,40 @@ class LSTMAutoencoder(nn.Module):
   clf_inject_scale: float = 0.5
   clf_weight: float = 1.0
   clf_weight_score: float = 1.0
+  output_sigmoid: bool = False
 
   @nn.compact
   def __call__(self, windows: jax.Array, *, train: bool = False):
     length = windows.shape[1]
-    encoder = nn.RNN(nn.OptimizedLSTMCell(self.hidden_size, name="encoder_cell"),
+    encoder = nn.RNN(layers.LSTMCell(self.hidden_size, name="encoder_cell"),
                      return_carry=True, name="encoder")
     (_, code), _ = encoder(windows)
     code = nn.Dropout(self.dropout, deterministic=not train)(code)
     repeated = jnp.repeat(code[:, None, :], length, axis=1)
-    decoder = nn.RNN(nn.OptimizedLSTMCell(self.hidden_size, name="decoder_cell"),
+    decoder = nn.RNN(layers.LSTMCell(self.hidden_size, name="decoder_cell"),
                      return_carry=True, name="decoder")
     (_, decoder_state), decoded = decoder(repeated)
     reconstruction = nn.Dense(self.num_features, name="output")(decoded)
+    if self.output_sigmoid:
+      reconstruction = nn.sigmoid(reconstruction)
     if self.variant == "clf":
       return reconstruction, nn.Dense(1, name="classifier")(decoder_state)[:, 0]
     if self.variant == "pred":
       forecast = nn.Dense(self.pred_steps * self.num_features, name="predictor")(code)
       return reconstruction, forecast.reshape(-1, self.pred_steps, self.num_features)
     return reconstruction
+
+  def with_anomalies(self, windows: jax.Array, rng: jax.Array, *, train: bool = False):
+    """"clf" training: (injected windows, labels, (reconstruction, logits)) of `windows`.
+
+    `inject_anomalies` draws from `rng`; the injected windows and their labels
+    are sown ("noise"), so a PyTorch twin can compute on the same ones.
+    """
+    injected, labels = inject_anomalies(windows, rng, ratio=self.clf_inject_ratio,
+                                        scale=self.clf_inject_scale)
+    self.sow("noise", "injected", injected)
+    self.sow("noise", "labels", labels)
+    return injected, labels, self(injected, train=train)
 
 
 # config.model fields that are LSTMAutoencoder fields of the same name.
@@ -139,6 +157,9 @@ def _check_config(model_config: ml_collections.ConfigDict, window: int) -> None:
   if model_config.variant == "pred" and model_config.pred_steps >= window:
     raise ValueError(f"config.model.pred_steps={model_config.pred_steps} must be less than "
                      f"config.data.window={window}: the encoder reads the other points.")
+  if not isinstance(model_config.output_sigmoid, bool):
+    raise ValueError(f"config.model.output_sigmoid={model_config.output_sigmoid!r} must be "
+                     "True or False.")
   _number(model_config, "dropout", high=1.0)
   _number(model_config, "clf_inject_ratio", high=1.0, closed=True)
   for field in ("pred_weight", "recon_weight", "clf_weight", "clf_weight_score"):
@@ -215,18 +236,18 @@ def _pred_loss(model, params, windows, *, rng, train):
 
 def _clf_loss(model, params, windows, *, rng, train):
   inject_rng, dropout_rng = jax.random.split(rng)
-  ratio, scale = model.clf_inject_ratio, model.clf_inject_scale
-  apply = lambda x: model.apply({"params": params}, x, train=train,
-                                rngs={"dropout": dropout_rng})
+  apply = lambda *args, **kwargs: model.apply({"params": params}, *args, train=train,
+                                              rngs={"dropout": dropout_rng}, **kwargs)
   if train:
-    injected, labels = inject_anomalies(windows, inject_rng, ratio=ratio, scale=scale)
-    recon, logits = apply(injected)
+    injected, labels, (recon, logits) = apply(windows, inject_rng,
+                                              method=LSTMAutoencoder.with_anomalies)
     clean = 1.0 - labels
     window_mse = jnp.mean(jnp.square(recon - injected), axis=(1, 2))
     mse = jnp.sum(clean * window_mse) / jnp.maximum(jnp.sum(clean), 1.0)
     bce = jnp.mean(optax.sigmoid_binary_cross_entropy(logits, labels))
   else:  # the expectation over the choice of windows: every window clean, and injected
-    injected, _ = inject_anomalies(windows, inject_rng, ratio=1.0, scale=scale)
+    ratio = model.clf_inject_ratio
+    injected, _ = inject_anomalies(windows, inject_rng, ratio=1.0, scale=model.clf_inject_scale)
     recon, logits = apply(jnp.concatenate([windows, injected]))
     clean_logits, injected_logits = jnp.split(logits, 2)
     mse = jnp.mean(jnp.square(recon[:len(windows)] - windows))

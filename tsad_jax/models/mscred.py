@@ -7,7 +7,13 @@ M^w_t[i, j] = sum_{d=0}^{w-1} x_i(t-d) x_j(t-d) / w. A 4-level convolutional
 encoder (SELU) maps each step's (D, D, n_scales) stack to feature maps; at each
 level an attention-based ConvLSTM runs over the steps and the temporal attention
 mixes its hidden states; a deconvolutional decoder with skip connections
-reconstructs the last step's matrices from the attended maps.
+reconstructs the last step's matrices from the attended maps, SELU after every
+transposed convolution, the last included (the paper's Eq. 5 and both reference
+codes).
+
+Paddings are the authors' TensorFlow code's "SAME" (any D works); the PyTorch
+reference's fixed paddings fit only D = 6 mod 8 and shift the strided levels by
+one point (interop/torch_models/mscred.py loads its checkpoints).
 
 Loss: mean squared error of that reconstruction. Score of the window's last
 point, per feature i: the squared residual (M - M_hat)^2 summed over row i and
@@ -49,6 +55,34 @@ def required_window(scales, gap: int, steps: int) -> int:
   return max(scales) + gap * (steps - 1)
 
 
+def step_segments(window: int, *, scales, gap: int, steps: int) -> list[np.ndarray]:
+  """Per scale w, the (steps, w) indices of the points each step's matrix sums over.
+
+  Step k ends at t_k = window-1 - gap*(steps-1-k) and sums over t_k-w+1 .. t_k.
+  """
+  ends = window - 1 - gap * np.arange(steps - 1, -1, -1)
+  return [ends[:, None] - np.arange(w - 1, -1, -1) for w in scales]
+
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+  """(before, after) zero padding of a "SAME" conv: ceil(size / stride) outputs.
+
+  TensorFlow's rule (the authors' code): an odd total puts the extra point after.
+  """
+  total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+  return total // 2, total - total // 2
+
+
+def deconv_padding(kernel: int, stride: int) -> int:
+  """The PyTorch ConvTranspose2d padding of a decoder level.
+
+  At stride 1, (kernel-1)//2 keeps the size; a strided level keeps its full
+  output, (n-1)*stride + kernel, which the decoder crops to the skip
+  connection's size: the transpose of the encoder's "SAME" conv.
+  """
+  return (kernel - 1) // 2 if stride == 1 else 0
+
+
 def signature_matrices(windows: jax.Array, *, scales, gap: int, steps: int) -> jax.Array:
   """Multi-scale signature matrices of each window.
 
@@ -66,12 +100,10 @@ def signature_matrices(windows: jax.Array, *, scales, gap: int, steps: int) -> j
   if window < required_window(scales, gap, steps):
     raise ValueError(f"A window of {window} points is shorter than the "
                      f"{required_window(scales, gap, steps)} the signature matrices need.")
-  ends = window - 1 - gap * np.arange(steps - 1, -1, -1)
   per_scale = []
-  for w in scales:
-    index = ends[:, None] - np.arange(w - 1, -1, -1)  # (steps, w)
+  for index in step_segments(window, scales=scales, gap=gap, steps=steps):
     segments = windows[:, index]  # (B, steps, w, D)
-    per_scale.append(jnp.einsum("bkti,bktj->bkij", segments, segments) / w)
+    per_scale.append(jnp.einsum("bkti,bktj->bkij", segments, segments) / index.shape[1])
   return jnp.stack(per_scale, axis=-1)
 
 
@@ -93,9 +125,20 @@ def temporal_attention(hidden: jax.Array) -> tuple[jax.Array, jax.Array]:
   return jnp.einsum("bk,bkhwc->bhwc", weights, hidden), weights
 
 
-def _conv(features: int, kernel: int, stride: int, name: str) -> nn.Conv:
-  return nn.Conv(features, (kernel, kernel), strides=(stride, stride), padding="SAME",
+def _conv(features: int, kernel: int, stride: int, size: int, name: str) -> nn.Conv:
+  """A "SAME" conv of a (size, size) input, its padding explicit."""
+  pads = same_padding(size, kernel, stride)
+  return nn.Conv(features, (kernel, kernel), strides=(stride, stride), padding=(pads, pads),
                  kernel_init=_KERNEL_INIT, bias_init=_BIAS_INIT, name=name)
+
+
+def _deconv(features: int, kernel: int, stride: int, name: str) -> nn.ConvTranspose:
+  """torch.nn.ConvTranspose2d(kernel, stride, padding=deconv_padding(kernel, stride))."""
+  # Flax pads the stride-dilated input: kernel-1-p on each side is PyTorch's padding p.
+  pad = kernel - 1 - deconv_padding(kernel, stride)
+  return nn.ConvTranspose(features, (kernel, kernel), strides=(stride, stride),
+                          padding=((pad, pad), (pad, pad)), kernel_init=_KERNEL_INIT,
+                          bias_init=_BIAS_INIT, name=name)
 
 
 class ConvEncoder(nn.Module):
@@ -108,7 +151,7 @@ class ConvEncoder(nn.Module):
     maps = []
     for level, (features, kernel, stride) in enumerate(zip(self.filters, KERNELS, STRIDES,
                                                            strict=True)):
-      x = nn.selu(_conv(features, kernel, stride, f"conv_{level + 1}")(x))
+      x = nn.selu(_conv(features, kernel, stride, x.shape[1], f"conv_{level + 1}")(x))
       maps.append(x)
     return maps
 
@@ -121,7 +164,8 @@ class ConvLSTMCell(nn.Module):
   @nn.compact
   def __call__(self, carry, x: jax.Array):
     h, c = carry
-    gates = _conv(4 * self.features, LSTM_KERNEL, 1, "gates")(jnp.concatenate([x, h], axis=-1))
+    gates = _conv(4 * self.features, LSTM_KERNEL, 1, x.shape[1], "gates")(
+        jnp.concatenate([x, h], axis=-1))
     input_gate, forget_gate, candidate, output_gate = jnp.split(gates, 4, axis=-1)
     c = nn.sigmoid(forget_gate) * c + nn.sigmoid(input_gate) * jnp.tanh(candidate)
     h = nn.sigmoid(output_gate) * jnp.tanh(c)
@@ -156,7 +200,7 @@ class DeconvDecoder(nn.Module):
 
   Each transposed conv undoes one encoder level; its output is cropped to the
   next level's size (a padded stride-2 conv rounds sizes up) and concatenated
-  with that level's attended map.
+  with that level's attended map. SELU follows every transposed conv.
   """
 
   filters: tuple[int, ...]
@@ -168,13 +212,10 @@ class DeconvDecoder(nn.Module):
     for level in range(len(attended) - 1, 0, -1):
       skip = attended[level - 1]
       kernel, stride = KERNELS[level], STRIDES[level]
-      x = nn.ConvTranspose(self.filters[level - 1], (kernel, kernel), strides=(stride, stride),
-                           padding="SAME", kernel_init=_KERNEL_INIT, bias_init=_BIAS_INIT,
-                           name=f"deconv_{level + 1}")(x)
+      x = _deconv(self.filters[level - 1], kernel, stride, f"deconv_{level + 1}")(x)
       x = nn.selu(x[:, :skip.shape[1], :skip.shape[2]])
       x = jnp.concatenate([x, skip], axis=-1)
-    return nn.ConvTranspose(self.num_scales, (KERNELS[0], KERNELS[0]), padding="SAME",
-                            kernel_init=_KERNEL_INIT, bias_init=_BIAS_INIT, name="deconv_1")(x)
+    return nn.selu(_deconv(self.num_scales, KERNELS[0], STRIDES[0], "deconv_1")(x))
 
 
 class MSCRED(nn.Module):

@@ -7,8 +7,9 @@ length-(W-1) series) and a time-oriented one (nodes = timestamps, each a
 D-vector) mix it; the input and both outputs are concatenated per timestamp
 and read by a GRU. Its last state feeds a forecasting MLP (the next point) and
 a reconstruction head: a GRU decoder of the lookback (`recon_head='gru'`, the
-public PyTorch port), or a VAE with a Gaussian decoder (`recon_head='vae'`,
-the paper).
+public PyTorch port ML4ITS/mtad-gat-pytorch), or a VAE with a Gaussian decoder
+(`recon_head='vae'`, the paper). The GRU head computes the port's function:
+its parameters load from the port's state_dict (interop/torch_models/mtad_gat.py).
 
 Losses (by `run_mode`): RMSE of the forecast, and RMSE of the reconstruction
 (or, for the VAE, its negative log-likelihood plus the KL term).
@@ -25,7 +26,9 @@ Graph attention, as the paper with GATv2 (Brody et al.) as an option: for
 nodes v_i, v_j, GAT scores e_ij = LeakyReLU(a . [W v_i ; W v_j]) and GATv2
 e_ij = a . LeakyReLU(W [v_i ; v_j]); a learnt bias b_ij is added, attention is
 the softmax over j, and the output is sigmoid(sum_j alpha_ij v_j). W [v_i ; v_j]
-is computed as W_1 v_i + W_2 v_j, never by building the (N, N, 2F) pairs.
+is computed as W_1 v_i + W_2 v_j, never by building the (N, N, 2F) pairs. As in
+the port, W's width is the given embed dim (default: the node width F), doubled
+with GATv2.
 """
 
 import functools
@@ -36,6 +39,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+
+from tsad_jax.models import layers
 
 SCORES_EVERY_POINT = False
 RUN_MODES = ("FORECASTING", "RECONSTRUCTING", "BOTH")
@@ -87,6 +92,18 @@ def _gatv2_backward(slope, residuals, grad):
 gatv2_scores.defvjp(_gatv2_forward, _gatv2_backward)
 
 
+class LinearWeights(nn.Module):
+  """A Dense layer's kernel (in, out) and bias, returned unapplied: GATv2 splits the kernel."""
+
+  in_features: int
+  features: int
+
+  @nn.compact
+  def __call__(self) -> tuple[jax.Array, jax.Array]:
+    kernel = self.param("kernel", _kernel_init, (self.in_features, self.features))
+    return kernel, self.param("bias", _zeros, (self.features,))
+
+
 class GraphAttention(nn.Module):
   """Attention over the nodes of (B, N, F) inputs; returns (output, attention).
 
@@ -106,11 +123,10 @@ class GraphAttention(nn.Module):
   def __call__(self, nodes: jax.Array, *, train: bool = False) -> tuple[jax.Array, jax.Array]:
     num_nodes, width = nodes.shape[-2:]
     pair_width = 2 * width if self.use_gatv2 else width
-    kernel = self.param("lin_kernel", _kernel_init, (pair_width, self.embed_dim))
-    bias = self.param("lin_bias", _zeros, (self.embed_dim,))
+    kernel, bias = LinearWeights(pair_width, self.embed_dim, name="lin")()
     a_width = self.embed_dim if self.use_gatv2 else 2 * self.embed_dim
     a = self.param("a", nn.initializers.xavier_uniform(), (a_width, 1))[:, 0]
-    # An explicit zero start: the PyTorch port left this bias uninitialised (NaNs).
+    # Zeros, as the port since 2023 (before, it left this bias uninitialised: NaNs).
     edge_bias = self.param("bias", _zeros, (num_nodes, num_nodes))
 
     if self.use_gatv2:
@@ -139,7 +155,7 @@ class StackedGRU(nn.Module):
     for layer in range(self.num_layers):
       if layer:
         x = nn.Dropout(self.dropout, deterministic=not train)(x)
-      cell = nn.GRUCell(self.hidden, name=f"cell_{layer}")
+      cell = layers.GRUCell(self.hidden, name=f"cell_{layer}")
       last, x = nn.RNN(cell, return_carry=True, name=f"layer_{layer}")(x)
     return x, last
 
@@ -161,17 +177,27 @@ class Forecaster(nn.Module):
 
 
 class GRUReconstructor(nn.Module):
-  """The GRU state repeated over `length` steps, decoded by a GRU, mapped to `out_dim`."""
+  """A (B, H) state spread over `length` steps, decoded by a GRU, mapped to `out_dim`.
+
+  With `interleave` (the port's GRU head), the steps are the port's
+  `h.repeat_interleave(length, dim=1).view(B, length, H)`: each element of h
+  repeated `length` times in a row, the run cut into `length` rows, so step t
+  reads h[(t H + j) // length], not h itself. Without, every step reads h.
+  """
 
   length: int
   hidden: int
   out_dim: int
   num_layers: int = 1
   dropout: float = 0.0
+  interleave: bool = True
 
   @nn.compact
   def __call__(self, h: jax.Array, *, train: bool = False) -> jax.Array:
-    repeated = jnp.repeat(h[:, None, :], self.length, axis=1)
+    if self.interleave:
+      repeated = jnp.repeat(h, self.length, axis=-1).reshape(h.shape[0], self.length, -1)
+    else:
+      repeated = jnp.repeat(h[:, None, :], self.length, axis=1)
     decoded, _ = StackedGRU(self.hidden, self.num_layers, self.dropout, name="decoder")(
         repeated, train=train)
     return nn.Dense(self.out_dim, kernel_init=_kernel_init, name="fc")(decoded)
@@ -181,8 +207,9 @@ class VAEReconstructor(nn.Module):
   """q(z | h) Gaussian, z repeated over `length` steps, GRU decoder, Gaussian p(x | z).
 
   Returns (mean, std, kl): (B, length, out_dim) twice, and (B,) KL(q || N(0, I)).
-  z is drawn from the "sample" rng stream in training and is the posterior mean
-  otherwise, so scores are deterministic.
+  z is drawn from the "sample" rng stream in training (the standard normal draw
+  sown as "noise"/"eps") and is the posterior mean otherwise, so scores are
+  deterministic. The decoder reads z at every step (no interleaving).
   """
 
   length: int
@@ -198,10 +225,12 @@ class VAEReconstructor(nn.Module):
     log_std = nn.Dense(self.latent_dim, kernel_init=_kernel_init, name="z_log_std")(h)
     z = mean
     if train:
-      z = mean + jnp.exp(log_std) * jax.random.normal(self.make_rng("sample"), mean.shape)
+      eps = jax.random.normal(self.make_rng("sample"), mean.shape)
+      self.sow("noise", "eps", eps)
+      z = mean + jnp.exp(log_std) * eps
     kl = 0.5 * jnp.sum(jnp.square(mean) + jnp.exp(2 * log_std) - 1.0 - 2 * log_std, axis=-1)
     decoded = GRUReconstructor(self.length, self.hidden, 2 * self.out_dim, self.num_layers,
-                               self.dropout, name="decoder")(z, train=train)
+                               self.dropout, interleave=False, name="decoder")(z, train=train)
     x_mean, raw_std = jnp.split(decoded, 2, axis=-1)
     x_std = nn.softplus(raw_std) + 1e-4
     return x_mean, x_std, kl
@@ -221,8 +250,8 @@ class MTADGAT(nn.Module):
   recon_head: str = "gru"
   kernel_size: int = 7
   use_gatv2: bool = True
-  feat_gat_embed_dim: int = 0  # 0: the lookback length (GATv2: twice that)
-  time_gat_embed_dim: int = 0  # 0: the number of features (GATv2: twice that)
+  feat_gat_embed_dim: int = 0  # 0: the lookback length; GATv2 doubles it (as the port)
+  time_gat_embed_dim: int = 0  # 0: the number of features; GATv2 doubles it
   alpha: float = 0.2
   gru_n_layers: int = 1
   gru_hid_dim: int = 150
@@ -234,22 +263,25 @@ class MTADGAT(nn.Module):
   dropout: float = 0.3
   gamma: float = 1.0  # weight of the reconstruction part of the score
 
-  def _embed(self, given: int, default: int) -> int:
-    return given or (2 * default if self.use_gatv2 else default)
+  @nn.nowrap
+  def gat_embed_dims(self) -> tuple[int, int]:
+    """The width E of the feature attention and of the time attention, as the port sets it."""
+    factor = 2 if self.use_gatv2 else 1
+    return (factor * (self.feat_gat_embed_dim or self.lookback),
+            factor * (self.time_gat_embed_dim or self.num_features))
 
   @nn.compact
   def __call__(self, lookback: jax.Array, *, train: bool = False,
                heads: tuple[str, ...] = ("forecast", "recon")) -> dict:
     length = lookback.shape[1]
+    feature_embed, time_embed = self.gat_embed_dims()
     pad = (self.kernel_size - 1) // 2
     x = nn.relu(nn.Conv(self.num_features, (self.kernel_size,), padding=[(pad, pad)],
                         kernel_init=_kernel_init, name="conv")(lookback))
-    feature_out, _ = GraphAttention(
-        self._embed(self.feat_gat_embed_dim, length), self.use_gatv2, self.alpha,
-        self.dropout, name="feature_gat")(jnp.swapaxes(x, 1, 2), train=train)
-    time_out, _ = GraphAttention(
-        self._embed(self.time_gat_embed_dim, self.num_features), self.use_gatv2, self.alpha,
-        self.dropout, name="temporal_gat")(x, train=train)
+    feature_out, _ = GraphAttention(feature_embed, self.use_gatv2, self.alpha, self.dropout,
+                                    name="feature_gat")(jnp.swapaxes(x, 1, 2), train=train)
+    time_out, _ = GraphAttention(time_embed, self.use_gatv2, self.alpha, self.dropout,
+                                 name="temporal_gat")(x, train=train)
     joined = jnp.concatenate([x, jnp.swapaxes(feature_out, 1, 2), time_out], axis=-1)
     _, state = StackedGRU(self.gru_hid_dim, self.gru_n_layers, self.dropout, name="gru")(
         joined, train=train)
@@ -390,7 +422,8 @@ def score_parts(model, params, windows, *, rng):
   return parts[:, None]
 
 
-def _mix(forecast, recon, *, run_mode: str, gamma: float):
+def mix_parts(forecast, recon, *, run_mode: str, gamma: float):
+  """The score from its two parts (arrays of any framework): by run mode, weighted by gamma."""
   if run_mode == "FORECASTING":
     return forecast
   if run_mode == "RECONSTRUCTING":
@@ -401,7 +434,7 @@ def _mix(forecast, recon, *, run_mode: str, gamma: float):
 def score(model, params, windows, *, rng):
   """(B, 1, D) per-feature score of the last point, without `scale_scores`."""
   parts = score_parts(model, params, windows, rng=rng)
-  return _mix(parts[..., 0, :], parts[..., 1, :], run_mode=model.run_mode, gamma=model.gamma)
+  return mix_parts(parts[..., 0, :], parts[..., 1, :], run_mode=model.run_mode, gamma=model.gamma)
 
 
 def combine(parts: np.ndarray, *, reference: np.ndarray,
@@ -417,6 +450,6 @@ def combine(parts: np.ndarray, *, reference: np.ndarray,
     low, high = reference.min(axis=0), reference.max(axis=0)
     span = np.where(high > low, high - low, 1.0)
     parts = (parts - low) / span
-  mixed = _mix(parts[:, 0], parts[:, 1], run_mode=model_config.run_mode,
+  mixed = mix_parts(parts[:, 0], parts[:, 1], run_mode=model_config.run_mode,
                gamma=float(model_config.gamma))
   return mixed.astype(np.float32)

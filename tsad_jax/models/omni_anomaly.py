@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from tsad_jax.models import layers
+
 SCORES_EVERY_POINT = False
 
 _LOG_2PI = jnp.log(2.0 * jnp.pi)
@@ -105,7 +107,7 @@ class RecurrentHidden(nn.Module):
 
   @nn.compact
   def __call__(self, inputs: jax.Array) -> jax.Array:
-    h = nn.RNN(nn.GRUCell(self.rnn_hidden, name="cell"), name="gru")(inputs)
+    h = nn.RNN(layers.GRUCell(self.rnn_hidden, name="cell"), name="gru")(inputs)
     for i in range(self.dense_layers):
       h = nn.relu(nn.Dense(self.dense_dim, name=f"dense_{i}")(h))
     return h
@@ -167,11 +169,18 @@ class OmniAnomaly(nn.Module):
     _, (z, log_q) = jax.lax.scan(step, jnp.zeros_like(noise[:, 0]), inputs)
     return jnp.swapaxes(z, 0, 1), jnp.swapaxes(log_q, 0, 1)
 
-  def __call__(self, windows: jax.Array, *, train: bool = False) -> dict:
-    del train  # the model has no dropout; sampling happens in training and scoring
+  def draw_noise(self, windows: jax.Array) -> jax.Array:
+    """The posterior's standard normal draws for (B, W, D) windows: (B, W, Z)."""
     batch, window, _ = windows.shape
+    return jax.random.normal(self.make_rng("sample"), (batch, window, self.z_dim))
+
+  def __call__(self, windows: jax.Array, *, train: bool = False,
+               noise: jax.Array | None = None) -> dict:
+    """The ELBO's pieces; `noise` (B, W, Z) replaces the draw from the "sample" rng."""
+    del train  # the model has no dropout; sampling happens in training and scoring
     h = self.q_hidden(windows)
-    noise = jax.random.normal(self.make_rng("sample"), (batch, window, self.z_dim))
+    noise = self.draw_noise(windows) if noise is None else noise
+    self.sow("noise", "eps", noise)  # for a PyTorch twin (interop/noise.py)
     z, log_q = self._posterior(h, noise)
     z, log_det = self.flows(z)
     log_q = log_q - log_det
@@ -216,9 +225,16 @@ def loss(model, params, windows, *, rng, train):
 
 
 def score(model, params, windows, *, rng):
-  def last_point_log_prob(key):
-    out = model.apply({"params": params}, windows, rngs={"sample": key})
-    return gaussian_log_prob(windows[:, -1], out["x_mean"][:, -1], out["x_std"][:, -1])
+  """-log p(x_W | z) of the last point per feature, (B, 1, D), averaged over test_n_z draws.
 
-  log_probs = jax.vmap(last_point_log_prob)(jax.random.split(rng, model.test_n_z))
-  return -jnp.mean(log_probs, axis=0)[:, None, :]
+  The draws are those of one apply per key of split(rng, test_n_z); the
+  samples then run as one batch, a single apply.
+  """
+  draw = lambda key: model.apply({"params": params}, windows, rngs={"sample": key},
+                                 method=OmniAnomaly.draw_noise)
+  noise = jax.vmap(draw)(jax.random.split(rng, model.test_n_z))  # (test_n_z, B, W, Z)
+  samples, batch = noise.shape[:2]
+  tiled = jnp.tile(windows, (samples, 1, 1))
+  out = model.apply({"params": params}, tiled, noise=noise.reshape(-1, *noise.shape[2:]))
+  log_probs = gaussian_log_prob(tiled[:, -1], out["x_mean"][:, -1], out["x_std"][:, -1])
+  return -jnp.mean(log_probs.reshape(samples, batch, -1), axis=0)[:, None, :]

@@ -195,9 +195,11 @@ class SelfDistilledMAE(nn.Module):
     last = last_patch_mask(self.num_patches, self.num_last)
     if not train:
       return jnp.broadcast_to(jnp.asarray(last), (batch, self.num_patches))
-    return random_patch_mask(self.make_rng("sample"), batch=batch, num_patches=self.num_patches,
+    mask = random_patch_mask(self.make_rng("sample"), batch=batch, num_patches=self.num_patches,
                              num_masked=self.num_masked,
                              always=last if self.train_mask_last else None)
+    self.sow("noise", "mask", mask)  # for the PyTorch twin (interop/noise.py)
+    return mask
 
   def __call__(self, windows: jax.Array, *, train: bool = False) -> dict[str, jax.Array]:
     tokens = self.embed(windows)

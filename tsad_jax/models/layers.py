@@ -1,0 +1,94 @@
+"""Recurrent cells with PyTorch's parameter layout, for `flax.linen.RNN`.
+
+Flax's own cells keep one dense layer per gate with a single bias; PyTorch's
+nn.GRU and nn.LSTM keep all gates in one matrix per input, with one bias on the
+input side and one on the hidden side. Holding PyTorch's layout (transposed to
+Flax's (in, out) convention) makes a converted checkpoint bit-exact both ways,
+and lets each step do one input and one hidden matmul instead of one per gate.
+
+Parameters of a cell with H units reading D inputs, gates in PyTorch's order:
+  w_ih (D, G*H), w_hh (H, G*H), b_ih (G*H,), b_hh (G*H,)
+with G = 3 (r, z, n) for the GRU and G = 4 (i, f, g, o) for the LSTM.
+Initialisation follows Flax's cells: LeCun normal input kernel, an orthogonal
+recurrent kernel per gate, zero biases.
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+def _orthogonal_per_gate(gates: int):
+  """Initialiser of an (H, gates*H) kernel: `gates` orthogonal H x H blocks side by side."""
+  orthogonal = nn.initializers.orthogonal()
+
+  def init(key, shape, dtype=jnp.float32):
+    hidden = shape[0]
+    keys = jax.random.split(key, gates)
+    return jnp.concatenate([orthogonal(k, (hidden, hidden), dtype) for k in keys], axis=1)
+
+  return init
+
+
+class _FusedCell(nn.RNNCellBase):
+  """Shared parameters and carry of the fused cells; subclasses define the step."""
+
+  features: int
+
+  GATES = 0  # set by subclasses
+
+  def _gate_inputs(self, inputs, h):
+    """The input and hidden pre-activations, each (..., GATES*H)."""
+    width = self.GATES * self.features
+    w_ih = self.param("w_ih", nn.initializers.lecun_normal(), (inputs.shape[-1], width))
+    w_hh = self.param("w_hh", _orthogonal_per_gate(self.GATES), (self.features, width))
+    b_ih = self.param("b_ih", nn.initializers.zeros, (width,))
+    b_hh = self.param("b_hh", nn.initializers.zeros, (width,))
+    return inputs @ w_ih + b_ih, h @ w_hh + b_hh
+
+  @property
+  def num_feature_axes(self) -> int:
+    return 1
+
+
+class GRUCell(_FusedCell):
+  """h' = (1 - z) n + z h, as torch.nn.GRU computes it (reset gate inside n)."""
+
+  GATES = 3
+
+  @nn.compact
+  def __call__(self, h, inputs):
+    x_gates, h_gates = self._gate_inputs(inputs, h)
+    x_r, x_z, x_n = jnp.split(x_gates, 3, axis=-1)
+    h_r, h_z, h_n = jnp.split(h_gates, 3, axis=-1)
+    r = nn.sigmoid(x_r + h_r)
+    z = nn.sigmoid(x_z + h_z)
+    n = jnp.tanh(x_n + r * h_n)
+    h = (1.0 - z) * n + z * h
+    return h, h
+
+  @nn.nowrap
+  def initialize_carry(self, rng, input_shape):
+    del rng
+    return jnp.zeros((*input_shape[:-1], self.features))
+
+
+class LSTMCell(_FusedCell):
+  """c' = f c + i g, h' = o tanh(c'), as torch.nn.LSTM; the carry is (c, h) as in Flax."""
+
+  GATES = 4
+
+  @nn.compact
+  def __call__(self, carry, inputs):
+    c, h = carry
+    x_gates, h_gates = self._gate_inputs(inputs, h)
+    i, f, g, o = jnp.split(x_gates + h_gates, 4, axis=-1)
+    c = nn.sigmoid(f) * c + nn.sigmoid(i) * jnp.tanh(g)
+    h = nn.sigmoid(o) * jnp.tanh(c)
+    return (c, h), h
+
+  @nn.nowrap
+  def initialize_carry(self, rng, input_shape):
+    del rng
+    zeros = jnp.zeros((*input_shape[:-1], self.features))
+    return zeros, zeros
