@@ -113,3 +113,21 @@ def test_conversion_writes_float32_in_the_flax_tree_shape():
   params = convert.torch_to_flax(state_dict, _entries(config), shapes)
   assert jax.tree.structure(params) == jax.tree.structure(shapes)
   assert all(leaf.dtype == np.float32 for leaf in jax.tree.leaves(params))
+
+
+def test_parity_program_on_real_smd_windows(data_root):
+  out = _run_module("interop.parity", "--config=configs/smd_lstmae.py:machine-1-6",
+                    "--windows=data", "--batch=2", "--config.model.hidden_size=8",
+                    f"--config.data.root={data_root / 'ServerMachineDataset'}")
+  assert "grad encoder.lstm_enc.weight_ih_l0" in out and "score " in out
+  assert out.strip().endswith("quantities within tolerance.") and "ABOVE" not in out
+
+
+def test_parity_report_flags_a_difference_above_tolerance():
+  from interop import parity  # noqa: PLC0415
+
+  fine = parity.difference("loss", np.float32(1.0), np.float32(1.0 + 1e-7), tolerance=1e-5)
+  off = parity.difference("score", np.ones(3), np.ones(3) + 1e-3, tolerance=1e-5)
+  assert fine.ok and not off.ok
+  lines = parity.report([fine, off]).splitlines()
+  assert "ABOVE" not in lines[1] and lines[2].endswith("<-- ABOVE")
