@@ -34,12 +34,16 @@ from tsad_jax import train
 MODEL_CONFIGS = ("smd_lstmae", "smd_lstmae_pred", "smd_lstmae_clf", "smd_omni",
                  "smd_transformer", "smd_mtadgat", "smd_mscred", "smd_sdmae")
 
-_CONFIGS = flags.DEFINE_list("configs", list(MODEL_CONFIGS), "Config files in configs/.")
-_ENTITY = flags.DEFINE_string("entity", "machine-1-6", "SMD machine the batches come from.")
-_STEPS = flags.DEFINE_integer("steps", 20, "Timed training steps per framework.")
-_SCORE_BATCHES = flags.DEFINE_integer("score_batches", 10, "Timed scoring batches.")
-_TORCH = flags.DEFINE_boolean("torch", True, "Also time the PyTorch twins.")
-_OUT = flags.DEFINE_string("out", "", "Markdown file to write the table to.")
+
+
+def _define_flags() -> None:
+  """Only when run as a program: importing this module (tests) defines no flags."""
+  flags.DEFINE_list("configs", list(MODEL_CONFIGS), "Config files in configs/.")
+  flags.DEFINE_string("entity", "machine-1-6", "SMD machine the batches come from.")
+  flags.DEFINE_integer("steps", 20, "Timed training steps per framework.")
+  flags.DEFINE_integer("score_batches", 10, "Timed scoring batches.")
+  flags.DEFINE_boolean("torch", True, "Also time the PyTorch twins.")
+  flags.DEFINE_string("out", "", "Markdown file to write the table to.")
 
 
 @dataclasses.dataclass
@@ -187,20 +191,22 @@ def table(rows: list[Row]) -> str:
 
 def main(argv):
   del argv
+  args = flags.FLAGS
   machine = runs.machine()
   print(f"machine: {machine}")
   rows = []
-  for name in _CONFIGS.value:
-    rows.append(measure(name, _ENTITY.value, _STEPS.value, _SCORE_BATCHES.value, _TORCH.value))
+  for name in args.configs:
+    rows.append(measure(name, args.entity, args.steps, args.score_batches, args.torch))
     print(table(rows[-1:]).splitlines()[-1], flush=True)
   text = table(rows)
   print(text)
-  if _OUT.value:
-    with open(_OUT.value, "w") as out:
+  if args.out:
+    with open(args.out, "w") as out:
       out.write(f"# Throughput\n\nMachine: {machine}. Command: `python -m bench.throughput "
-                f"--entity={_ENTITY.value} --steps={_STEPS.value} "
-                f"--score_batches={_SCORE_BATCHES.value}`.\n\n{text}\n")
+                f"--entity={args.entity} --steps={args.steps} "
+                f"--score_batches={args.score_batches}`.\n\n{text}\n")
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)
