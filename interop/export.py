@@ -31,6 +31,8 @@ def main(argv):
   entries = convert.model_entries(config.model, num_features=setup.prepared.num_features,
                                   window=config.data.window)
   params = train.load_params(pathlib.Path(flags.FLAGS.run), step=flags.FLAGS.step)
+  train.check_params_fit(params, setup.model, window=config.data.window,
+                         num_features=setup.prepared.num_features, source=flags.FLAGS.run)
   convert.save_state_dict(convert.flax_to_torch(params, entries), flags.FLAGS.out)
   print(f"Wrote {flags.FLAGS.out} ({len(entries)} layers' tensors of {config.model.name}).")
 

@@ -123,3 +123,19 @@ def test_a_diverged_run_stops_with_a_clear_error(tmp_path):
   broken = types.SimpleNamespace(loss=nan_loss, score=lib.score, SCORES_EVERY_POINT=True)
   with pytest.raises(FloatingPointError, match="learning_rate"):
     train.fit(config, prepared, tmp_path, model_lib=broken, model=model)
+
+
+def test_params_of_another_layout_are_refused_naming_the_run():
+  config = tiny.get_config()
+  lib = models.get("lstm_ae")
+  small = lib.build(config.model, num_features=3, window=16)
+  config.model.hidden_size = 16
+  wider = lib.build(config.model, num_features=3, window=16)
+  params = train.init_params(small, key=jax.random.PRNGKey(0), window=16, num_features=3)
+  train.check_params_fit(params, small, window=16, num_features=3, source="runs/a")
+  with pytest.raises(ValueError, match=r"runs/b holds parameters") as error:
+    train.check_params_fit(params, wider, window=16, num_features=3, source="runs/b")
+  assert "['encoder_cell']['w_hh']: (8, 32) saved, (16, 64) needed" in str(error.value)
+  renamed = {"old_name" if k == "output" else k: v for k, v in params.items()}
+  with pytest.raises(ValueError, match=r"missing: \['output'\]\['bias'\]"):
+    train.check_params_fit(renamed, small, window=16, num_features=3, source="runs/c")

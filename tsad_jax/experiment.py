@@ -237,6 +237,8 @@ def evaluate_run(run_dir: str | pathlib.Path, *, step: int | None = None,
   config = runs.rescoring_config(runs.load_config(run_dir), list(overrides))
   setup = build(config)
   params = train.load_params(run_dir, step=step)
+  train.check_params_fit(params, setup.model, window=config.data.window,
+                         num_features=setup.prepared.num_features, source=str(run_dir))
   out_dir = evaluation_folder(run_dir, step=step, overrides=overrides)
   summary = score_and_report(setup, params, out_dir)
   runs.write_json(out_dir / runs.CONFIG_FILE, json.loads(config.to_json()))

@@ -238,6 +238,28 @@ def _update_early_stopping(stopping: EarlyStopping, params, val_loss: float, epo
                           stopped=jnp.asarray(patience > 0 and bad >= patience))
 
 
+def check_params_fit(params, model, *, window: int, num_features: int, source: str) -> None:
+  """Raises ValueError, naming `source`, unless `params` has the tree and shapes `model` needs."""
+  expected = jax.eval_shape(lambda key: init_params(model, key=key, window=window,
+                                                    num_features=num_features),
+                            jax.random.PRNGKey(0))
+  shapes = lambda tree: {jax.tree_util.keystr(path): tuple(np.shape(leaf)) for path, leaf
+                         in jax.tree_util.tree_flatten_with_path(tree)[0]}
+  have, want = shapes(params), shapes(expected)
+  problems = ([f"missing: {k}" for k in want if k not in have]
+              + [f"not in the model: {k}" for k in have if k not in want]
+              + [f"{k}: {have[k]} saved, {want[k]} needed" for k in want
+                 if k in have and have[k] != want[k]])
+  if problems:
+    listed = "\n  ".join(problems[:12] + ([f"... {len(problems) - 12} more"]
+                                         if len(problems) > 12 else []))
+    raise ValueError(
+        f"{source} holds parameters that do not fit the model its config builds:\n  {listed}\n"
+        "It was probably saved by an older tsad-jax with another parameter layout (the "
+        "recurrent cells took PyTorch's layout on 2026-11-26): train it again, or score it "
+        "with the version that wrote it.")
+
+
 def load_params(run_dir: pathlib.Path, *, step: int | None = None):
   """Parameters saved in a run: the best-validation ones of the latest checkpoint,
   or, given `step`, the training parameters at that step."""
