@@ -18,10 +18,16 @@ def save(mngr: ocp.CheckpointManager, step: int, tree: Any) -> None:
   mngr.wait_until_finished()
 
 
-def restore(mngr: ocp.CheckpointManager, target: Any, step: int | None = None) -> Any:
-  """Restores `step` (default: the latest) into the structure and dtypes of `target`."""
+def restore(mngr: ocp.CheckpointManager, target: Any, step: int | None = None, *,
+            fallback_sharding=None) -> Any:
+  """Restores `step` (default: the latest) into the structure and dtypes of `target`.
+
+  Without a target orbax restores the saved device layout, which needs the
+  devices that saved it; `fallback_sharding` places the arrays instead.
+  """
   step = mngr.latest_step() if step is None else step
   if step not in mngr.all_steps():
     raise FileNotFoundError(
         f"No checkpoint for step {step} in {mngr.directory}; saved steps: {mngr.all_steps()}.")
-  return mngr.restore(step, args=ocp.args.StandardRestore(target))
+  return mngr.restore(step, args=ocp.args.StandardRestore(
+      target, fallback_sharding=fallback_sharding))

@@ -11,6 +11,7 @@ import ml_collections
 import numpy as np
 
 from tsad_jax import baselines
+from tsad_jax import distributed
 from tsad_jax import evaluation
 from tsad_jax import feature_scaling
 from tsad_jax import models
@@ -188,16 +189,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
                        stop_after_steps: int | None = None) -> pathlib.Path:
   """Trains the configured model in a new (or resumed) run folder, then scores it.
 
+  With several processes (`distributed.initialize`) all train together and
+  process 0 alone writes the folder and scores.
+
   Returns:
     The run folder, `<workdir>/<dataset>/<entity>/<model>/<run_id>/`.
   """
   setup = build(config)
   initial_params = _initial_params(setup)
-  run_dir = runs.open_run(workdir, config)
+  run_dir = _open_run(workdir, config)
   result = train.fit(config, setup.prepared, run_dir, model_lib=setup.model_lib,
                      model=setup.model, stop_after_steps=stop_after_steps,
                      initial_params=initial_params)
-  if not result.finished:
+  if not result.finished or not distributed.is_main_process():
     return run_dir
   summary = score_and_report(setup, result.params, run_dir, history=result.history)
   summary["training"] = {
@@ -210,6 +214,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   }
   runs.write_json(run_dir / "summary.json", summary)
   return run_dir
+
+
+def _open_run(workdir: str | pathlib.Path, config: ml_collections.ConfigDict) -> pathlib.Path:
+  """`runs.open_run` on process 0; the other processes get its folder (and run_id)."""
+  name = runs.open_run(workdir, config).name if distributed.is_main_process() else ""
+  with config.unlocked():
+    config.run_id = distributed.broadcast_text(name)
+  return runs.run_parent(workdir, config) / config.run_id
 
 
 def _initial_params(setup: Setup):

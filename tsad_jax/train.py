@@ -4,6 +4,11 @@ Randomness comes from `config.seed` only: it is split once into an init key
 and a loop key, and step k draws `fold_in(loop_key, k)`; epoch e visits the
 training windows in the order of a numpy generator seeded with (seed, e). So a
 run resumed from a checkpoint draws exactly what an uninterrupted run draws.
+
+Data parallel: each step splits its batch of window starts over every device
+(`distributed.mesh()`, of every process after `distributed.initialize`);
+parameters, optimizer state and the series are replicated. The same program
+runs on 1 or N devices and, up to the order of float sums, computes the same.
 """
 
 import functools
@@ -22,6 +27,7 @@ import numpy as np
 import tqdm
 
 from tsad_jax import checkpoints
+from tsad_jax import distributed
 from tsad_jax import optim as optim_lib
 from tsad_jax.data import windows as windows_lib
 from tsad_jax.data.prepare import Prepared
@@ -84,10 +90,24 @@ def create_train_state(config, model, *, init_key, num_features: int, steps_per_
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params)), tx
 
 
-def make_train_step(model_lib, model, tx, *, window: int):
-  """The jitted `(state, series, starts, loop_key) -> (state, loss)`; donates `state`."""
-  return jax.jit(functools.partial(
-      _train_step, model=model, model_lib=model_lib, tx=tx, window=window), donate_argnums=0)
+def make_train_step(model_lib, model, tx, *, window: int, mesh=None):
+  """The jitted `(state, series, starts, loop_key) -> (state, loss)`; donates `state`.
+
+  With `mesh`, `starts` is split over its devices and the rest replicated
+  (`data_parallel`); without, a plain jit, for callers that vmap it.
+  """
+  step = functools.partial(_train_step, model=model, model_lib=model_lib, tx=tx, window=window)
+  if mesh is None:
+    return jax.jit(step, donate_argnums=0)
+  return data_parallel(step, mesh, donate_argnums=0)
+
+
+def data_parallel(fn, mesh, **jit_kwargs):
+  """`fn(state_or_params, series, starts, key)` jitted with `starts` split over `mesh`'s
+  devices, everything else (outputs too) replicated."""
+  rep = distributed.replicated(mesh)
+  return jax.jit(fn, in_shardings=(rep, rep, distributed.batch_sharded(mesh), rep),
+                 out_shardings=rep, **jit_kwargs)
 
 
 def _window_losses(params, series, starts, key, *, model, model_lib, window):
@@ -104,13 +124,14 @@ def epoch_order(seed: int, epoch: int, num_windows: int, batch_size: int) -> np.
   return np.resize(order, steps * batch_size).reshape(steps, batch_size)
 
 
-def mean_loss(loss_fn, params, series, starts: np.ndarray, key, batch_size: int) -> float:
-  """Mean per-window loss over `starts`, in fixed-size batches."""
+def mean_loss(loss_fn, params, series, starts: np.ndarray, key, batch_size: int, *,
+              put_batch=jnp.asarray) -> float:
+  """Mean per-window loss over `starts`, in fixed-size batches placed by `put_batch`."""
   total, count = 0.0, len(starts)
   for begin in range(0, count, batch_size):
     batch = starts[begin:begin + batch_size]
     padded = np.resize(batch, batch_size)
-    losses = loss_fn(params, series, jnp.asarray(padded), key)
+    losses = loss_fn(params, series, put_batch(padded), key)
     total += float(jnp.sum(losses[:len(batch)]))
   return total / count
 
@@ -141,6 +162,13 @@ def fit(config: ml_collections.ConfigDict, prepared: Prepared, run_dir: pathlib.
   if batch_size < 1 or train_cfg.max_epochs < (0 if initial_params is not None else 1):
     raise ValueError("config.train.batch_size and config.train.max_epochs must be >= 1 "
                      "(max_epochs may be 0 when starting from config.init.torch_checkpoint).")
+  mesh = distributed.mesh()
+  if batch_size % mesh.size:
+    raise ValueError(f"config.train.batch_size={batch_size} must be a multiple of the number of "
+                     f"devices ({mesh.size}): each step splits its batch evenly over them.")
+  rep = distributed.replicated(mesh)
+  put_batch = functools.partial(distributed.put, sharding=distributed.batch_sharded(mesh))
+  main = distributed.is_main_process()
   num_windows = len(prepared.train_starts)
   steps_per_epoch = math.ceil(num_windows / batch_size)
   total_steps = train_cfg.max_epochs * steps_per_epoch
@@ -150,11 +178,12 @@ def fit(config: ml_collections.ConfigDict, prepared: Prepared, run_dir: pathlib.
   state, tx = create_train_state(config, model, init_key=init_key,
                                  num_features=prepared.num_features,
                                  steps_per_epoch=steps_per_epoch, initial_params=initial_params)
-  params = state.params
-  stopping = EarlyStopping(
-      best_loss=jnp.array(jnp.inf, jnp.float32), best_params=jax.tree.map(jnp.copy, params),
+  state = distributed.put(state, rep)
+  stopping = distributed.put(EarlyStopping(
+      best_loss=jnp.array(jnp.inf, jnp.float32),
+      best_params=jax.tree.map(jnp.copy, state.params),
       best_epoch=jnp.array(-1, jnp.int32), bad_epochs=jnp.zeros((), jnp.int32),
-      stopped=jnp.array(False))
+      stopped=jnp.array(False)), rep)
 
   mngr = checkpoints.manager(run_dir, max_to_keep=train_cfg.keep_checkpoints)
   history_path = run_dir / "metrics.json"
@@ -165,31 +194,33 @@ def fit(config: ml_collections.ConfigDict, prepared: Prepared, run_dir: pathlib.
     done_epochs = int(state.step) // steps_per_epoch
     history = json.loads(history_path.read_text())[:done_epochs] if history_path.exists() else []
 
-  step_fn = make_train_step(model_lib, model, tx, window=window)
-  loss_fn = jax.jit(functools.partial(
-      _window_losses, model=model, model_lib=model_lib, window=window))
-  series = jnp.asarray(prepared.train)
+  step_fn = make_train_step(model_lib, model, tx, window=window, mesh=mesh)
+  loss_fn = data_parallel(functools.partial(
+      _window_losses, model=model, model_lib=model_lib, window=window), mesh)
+  series, loop_key, eval_key, zero = distributed.put(
+      (prepared.train, loop_key, eval_key, np.zeros((), np.float32)), rep)
   train_starts = prepared.train_starts
 
   def save(step):
     if mngr.latest_step() == step:
       return
-    checkpoints.save(mngr, step, {"state": state, "early_stopping": stopping})
-    history_path.write_text(json.dumps(history, indent=1))
+    checkpoints.save(mngr, step, {"state": state, "early_stopping": stopping})  # every process
+    if main:
+      history_path.write_text(json.dumps(history, indent=1))
 
   step = int(state.step)
   stopped = bool(stopping.stopped)
   bar = tqdm.tqdm(total=total_steps, initial=step, desc="train", unit="step",
-                  disable=not train_cfg.progress_bar)
-  epoch_loss, epoch_start = jnp.zeros(()), time.perf_counter()
+                  disable=not train_cfg.progress_bar or not main)
+  epoch_loss, epoch_start = zero, time.perf_counter()
   order = None
   while step < total_steps and not stopped:
     epoch, index = divmod(step, steps_per_epoch)
     if order is None or index == 0:
       order = epoch_order(config.seed, epoch, num_windows, batch_size)
       if index == 0:
-        epoch_loss, epoch_start = jnp.zeros(()), time.perf_counter()
-    starts = jnp.asarray(train_starts[order[index]])
+        epoch_loss, epoch_start = zero, time.perf_counter()
+    starts = put_batch(train_starts[order[index]])
     state, loss = step_fn(state, series, starts, loop_key)
     epoch_loss = epoch_loss + loss
     step += 1
@@ -201,28 +232,32 @@ def fit(config: ml_collections.ConfigDict, prepared: Prepared, run_dir: pathlib.
       record = {"epoch": epoch + 1, "step": step,
                 "train_loss": float(epoch_loss) / steps_per_epoch}
       if len(prepared.val_starts):
-        val = mean_loss(loss_fn, state.params, series, prepared.val_starts, eval_key, batch_size)
+        val = mean_loss(loss_fn, state.params, series, prepared.val_starts, eval_key, batch_size,
+                        put_batch=put_batch)
         record["val_loss"] = val
-        stopping = _update_early_stopping(stopping, state.params, val, epoch + 1,
-                                          patience=train_cfg.patience)
+        stopping = distributed.put(_update_early_stopping(
+            stopping, state.params, val, epoch + 1, patience=train_cfg.patience), rep)
         stopped = bool(stopping.stopped)
       record["nonfinite_steps"] = optim_lib.nonfinite_steps(state.opt_state)
       optim_lib.check_not_diverged(state.opt_state, config.optim)
       record["seconds"] = time.perf_counter() - epoch_start
       history.append(record)
-      history_path.write_text(json.dumps(history, indent=1))
+      if main:
+        history_path.write_text(json.dumps(history, indent=1))
       bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k.endswith("loss")})
     if step % train_cfg.checkpoint_every == 0 or step == total_steps or stopped:
       save(step)
     if stop_after_steps is not None and stop_after_steps <= step < total_steps:
       save(step)
       bar.close()
-      return FitResult(state.params, history, step, optim_lib.nonfinite_steps(state.opt_state),
+      return FitResult(distributed.local(state.params), history, step,
+                       optim_lib.nonfinite_steps(state.opt_state),
                        sum(h["seconds"] for h in history), finished=False)
   bar.close()
   save(step)
   best = stopping.best_params if len(prepared.val_starts) else state.params
-  return FitResult(best, history, step, optim_lib.nonfinite_steps(state.opt_state),
+  return FitResult(distributed.local(best), history, step,
+                   optim_lib.nonfinite_steps(state.opt_state),
                    sum(h["seconds"] for h in history), finished=True)
 
 
@@ -262,9 +297,11 @@ def check_params_fit(params, model, *, window: int, num_features: int, source: s
 
 def load_params(run_dir: pathlib.Path, *, step: int | None = None):
   """Parameters saved in a run: the best-validation ones of the latest checkpoint,
-  or, given `step`, the training parameters at that step."""
-  mngr = checkpoints.manager(run_dir)
-  tree = checkpoints.restore(mngr, None, step=step)
+  or, given `step`, the training parameters at that step; on this process's first
+  device, whatever devices trained the run."""
+  first_device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  tree = distributed.local(checkpoints.restore(checkpoints.manager(run_dir), None, step=step,
+                                               fallback_sharding=first_device))
   if step is None and np.isfinite(tree["early_stopping"]["best_loss"]):
     return tree["early_stopping"]["best_params"]
   return tree["state"]["params"]

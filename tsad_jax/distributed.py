@@ -1,0 +1,87 @@
+"""Data parallelism: one mesh over every device, batches split along its "data" axis.
+
+In one process the mesh holds the local devices. After `initialize`,
+`jax.devices()` lists the devices of every process: every process runs the
+same program on global arrays, and each fills only its own devices' rows of a
+batch (`put`).
+"""
+
+import jax
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec
+import numpy as np
+
+AXIS = "data"
+
+
+def mesh() -> Mesh:
+  """A 1-D mesh named "data" over all devices, of every process."""
+  return Mesh(np.array(jax.devices()), (AXIS,))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  """A whole copy on every device of `mesh`: parameters, optimizer state, series, keys."""
+  return NamedSharding(mesh, PartitionSpec())
+
+
+def batch_sharded(mesh: Mesh) -> NamedSharding:
+  """The leading axis split in equal blocks over the devices of `mesh`: batches."""
+  return NamedSharding(mesh, PartitionSpec(AXIS))
+
+
+def put(tree, sharding: NamedSharding):
+  """Global arrays of `tree`'s leaves laid out as `sharding`.
+
+  Leaves are host values, the same on every process; each process copies only
+  the parts its own devices hold. Arrays already laid out so are kept.
+  """
+  def one(x):
+    if isinstance(x, jax.Array) and x.sharding.is_equivalent_to(sharding, x.ndim):
+      return x
+    x = np.asarray(x)
+    return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+
+  return jax.tree.map(one, tree)
+
+
+def local(tree):
+  """This process's copy of fully replicated global arrays, for work done by one process."""
+  return jax.tree.map(lambda x: x.addressable_data(0), tree)
+
+
+def is_main_process() -> bool:
+  """Whether this process writes files: process 0."""
+  return jax.process_index() == 0
+
+
+def broadcast_text(text: str, *, size: int = 1024) -> str:
+  """Process 0's `text` (at most `size` bytes of UTF-8), on every process."""
+  if jax.process_count() == 1:
+    return text
+  encoded = np.zeros(size, np.uint8)
+  data = text.encode()[:size]
+  encoded[:len(data)] = np.frombuffer(data, np.uint8)
+  received = np.asarray(multihost_utils.broadcast_one_to_all(encoded))
+  return received.tobytes().rstrip(b"\0").decode()
+
+
+def initialize(coordinator_address: str, num_processes: int, process_id: int) -> None:
+  """Joins a multi-process job (`jax.distributed.initialize`); call before any JAX work.
+
+  Args:
+    coordinator_address: "host:port" where process 0 listens, reachable by all.
+    num_processes: processes in the job (>= 1).
+    process_id: this process's index, 0 .. num_processes - 1.
+  """
+  host, _, port = (coordinator_address or "").rpartition(":")
+  if not host or not port.isdigit():
+    raise ValueError(f"--coordinator_address={coordinator_address!r}: give process 0's "
+                     "host:port, e.g. 10.0.0.1:1234.")
+  if num_processes < 1:
+    raise ValueError(f"--num_processes={num_processes}: a job has at least 1 process.")
+  if not 0 <= process_id < num_processes:
+    raise ValueError(f"--process_id={process_id}: must be in 0..{num_processes - 1} for "
+                     f"--num_processes={num_processes}.")
+  jax.distributed.initialize(coordinator_address, num_processes, process_id)
