@@ -40,8 +40,7 @@ def flax_shapes(model_config: ml_collections.ConfigDict, *, num_features: int, w
   """The Flax parameter tree of the configured model, as shapes (nothing computed)."""
   model = models.get(model_config.name).build(model_config, num_features=num_features,
                                               window=window)
-  return jax.eval_shape(lambda key: train.init_params(
-      model, key=key, window=window, num_features=num_features), jax.random.PRNGKey(0))
+  return train.param_shapes(model, window=window, num_features=num_features)
 
 
 def _leaves(tree) -> dict[tuple[str, ...], object]:

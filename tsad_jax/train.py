@@ -273,11 +273,16 @@ def _update_early_stopping(stopping: EarlyStopping, params, val_loss: float, epo
                           stopped=jnp.asarray(patience > 0 and bad >= patience))
 
 
+def param_shapes(model, *, window: int, num_features: int):
+  """The parameter tree `init_params` makes, as shapes (nothing computed)."""
+  return jax.eval_shape(lambda key: init_params(model, key=key, window=window,
+                                                num_features=num_features),
+                        jax.random.PRNGKey(0))
+
+
 def check_params_fit(params, model, *, window: int, num_features: int, source: str) -> None:
   """Raises ValueError, naming `source`, unless `params` has the tree and shapes `model` needs."""
-  expected = jax.eval_shape(lambda key: init_params(model, key=key, window=window,
-                                                    num_features=num_features),
-                            jax.random.PRNGKey(0))
+  expected = param_shapes(model, window=window, num_features=num_features)
   shapes = lambda tree: {jax.tree_util.keystr(path): tuple(np.shape(leaf)) for path, leaf
                          in jax.tree_util.tree_flatten_with_path(tree)[0]}
   have, want = shapes(params), shapes(expected)
