@@ -1,22 +1,28 @@
-"""Training samples/s and scoring windows/s of every model, in JAX and in PyTorch.
+"""Speed: every model in JAX and PyTorch, fleet vs sequential, devices, scoring memory.
 
-  python -m bench.throughput [--configs=smd_lstmae,smd_omni,...] [--entity=machine-1-6]
-      [--steps=20] [--score_batches=10] [--torch] [--out=docs/PERFORMANCE.md]
+  python -m bench.throughput [--sections=models,fleet,devices,memory]
+      [--configs=smd_lstmae,smd_omni,...] [--entity=machine-1-6] [--steps=20]
+      [--score_batches=10] [--torch] [--fleet_config=smd_omni] [--fleet_entities=all]
+      [--fleet_epochs=2] [--out=docs/PERFORMANCE.md]
 
-Needs the data ($TSAD_JAX_DATA_ROOT or data.root). Per model (its default
-config), both frameworks run in this one process on the same CPU, the same
-training batches (the config's batch size) and the same parameters (the
-PyTorch twin's init, converted): training is one Adam step per batch (JAX: the
-library's jitted train step; PyTorch: eager forward, backward and
-torch.optim.Adam), scoring is the model's score on eval.batch_size windows.
-Dropout is off in both (the twins are compared without it). The first calls
-(compilation, warm-up) are not timed. "whole test" is the
-library's scorer on the entity's whole test series. Ratios are JAX / PyTorch:
-above 1, JAX is faster. With --out the table is written there, machine named.
+Needs the data ($TSAD_JAX_DATA_ROOT or data.root). Sections:
+- models: per model (its default config), both frameworks run in this one
+  process on the same CPU, the same training batches (the config's batch size)
+  and the same parameters (the PyTorch twin's init, converted): training is one
+  Adam step per batch (JAX: the library's jitted train step; PyTorch: eager
+  forward, backward and torch.optim.Adam), scoring is the model's score on
+  eval.batch_size windows. Dropout is off in both (the twins are compared
+  without it). The first calls (compilation, warm-up) are not timed. "whole
+  test" is the library's scorer on the entity's whole test series. Ratios are
+  JAX / PyTorch: above 1, JAX is faster.
+- fleet, devices, memory: see bench/scale.py.
+With --out each section goes to docs/performance/<section>.md and the report
+to --out, machine named; sections not rerun are kept.
 """
 
 import dataclasses
 import importlib
+import pathlib
 import time
 
 from absl import app
@@ -25,11 +31,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bench import scale
 from interop import parity
 from tsad_jax import experiment
 from tsad_jax import runs
 from tsad_jax import scoring
 from tsad_jax import train
+import tsad_jax.data as data_lib
 
 MODEL_CONFIGS = ("smd_lstmae", "smd_lstmae_pred", "smd_lstmae_clf", "smd_omni",
                  "smd_transformer", "smd_mtadgat", "smd_mscred", "smd_sdmae")
@@ -43,7 +51,11 @@ def _define_flags() -> None:
   flags.DEFINE_integer("steps", 20, "Timed training steps per framework.")
   flags.DEFINE_integer("score_batches", 10, "Timed scoring batches.")
   flags.DEFINE_boolean("torch", True, "Also time the PyTorch twins.")
-  flags.DEFINE_string("out", "", "Markdown file to write the table to.")
+  flags.DEFINE_string("out", "", "Markdown file to write the report to.")
+  flags.DEFINE_list("sections", list(SECTIONS), "What to measure: " + ", ".join(SECTIONS) + ".")
+  flags.DEFINE_string("fleet_config", "smd_omni", "Config of the fleet and device sections.")
+  flags.DEFINE_string("fleet_entities", "all", "SMD machines of the fleet section.")
+  flags.DEFINE_integer("fleet_epochs", 2, "Epochs per machine in the fleet section.")
 
 
 @dataclasses.dataclass
@@ -189,22 +201,65 @@ def table(rows: list[Row]) -> str:
   return "\n".join(lines)
 
 
+SECTIONS = ("models", "fleet", "devices", "memory")
+
+
+def _section_file(out: str, section: str) -> pathlib.Path:
+  return pathlib.Path(out).parent / "performance" / f"{section}.md"
+
+
+def models_section(args) -> str:
+  rows = []
+  for name in args.configs:
+    rows.append(measure(name, args.entity, args.steps, args.score_batches, args.torch))
+    print(table(rows[-1:]).splitlines()[-1], flush=True)
+  return (f"## Every model, JAX and PyTorch\n\nCommand: `python -m bench.throughput "
+          f"--sections=models --entity={args.entity} --steps={args.steps} "
+          f"--score_batches={args.score_batches}`.\n\n{table(rows)}\n")
+
+
 def main(argv):
   del argv
   args = flags.FLAGS
   machine = runs.machine()
   print(f"machine: {machine}")
-  rows = []
-  for name in args.configs:
-    rows.append(measure(name, args.entity, args.steps, args.score_batches, args.torch))
-    print(table(rows[-1:]).splitlines()[-1], flush=True)
-  text = table(rows)
-  print(text)
+  unknown = set(args.sections) - set(SECTIONS)
+  if unknown:
+    raise app.UsageError(f"--sections: unknown {sorted(unknown)}; choose from {SECTIONS}.")
+  measured = {
+      "models": lambda: models_section(args),
+      "fleet": lambda: scale.fleet_vs_sequential(args.fleet_config, _fleet_entities(args),
+                                                 args.fleet_epochs),
+      "devices": lambda: scale.devices(args.fleet_config, args.entity, args.steps),
+      "memory": lambda: scale.scoring_memory(args.configs, _longest_test(args.entity)),
+  }
+  for section in args.sections:
+    text = f"Machine: {machine}.\n\n" + measured[section]()
+    print(text, flush=True)
+    if args.out:
+      path = _section_file(args.out, section)
+      path.parent.mkdir(parents=True, exist_ok=True)
+      path.write_text(text)
   if args.out:
-    with open(args.out, "w") as out:
-      out.write(f"# Throughput\n\nMachine: {machine}. Command: `python -m bench.throughput "
-                f"--entity={args.entity} --steps={args.steps} "
-                f"--score_batches={args.score_batches}`.\n\n{text}\n")
+    kept = [_section_file(args.out, s) for s in SECTIONS if _section_file(args.out, s).exists()]
+    pathlib.Path(args.out).write_text(
+        "# Throughput\n\nWritten by `python -m bench.throughput --out=docs/PERFORMANCE.md` "
+        "from the sections in `docs/performance/`; `--sections=` reruns some and keeps the "
+        "others.\n\n" + "\n".join(p.read_text() for p in kept))
+
+
+def _fleet_entities(args) -> list[str]:
+  config = importlib.import_module(f"configs.{args.fleet_config}").get_config()
+  config.data.entities = args.fleet_entities
+  return data_lib.fleet_entities(config.data)
+
+
+def _longest_test(entity: str) -> str:
+  """The SMD machine with the longest test series, of `entity` ("all" or a comma list)."""
+  config = importlib.import_module("configs.smd_omni").get_config()
+  config.data.entity = entity
+  dataset = data_lib.load(config.data)
+  return max(dataset.entities, key=lambda e: len(e.test)).name
 
 
 if __name__ == "__main__":

@@ -18,6 +18,9 @@ def data_config() -> ml_collections.ConfigDict:
   # SMD: "machine-1-6" or "machine-1-6,machine-2-1"; SMAP/MSL: a channel
   # ("P-1") or "all" (the whole spacecraft, concatenated); csv/synthetic: a name.
   data.entity = ""
+  # launch.train_fleet only: one model per entity, all trained in one program. SMD
+  # machines or SMAP/MSL channels, "all" or a comma list; data.entity is then ignored.
+  data.entities = ""
   # Where preprocessed .npz caches go. Empty: $TSAD_JAX_CACHE or ~/.cache/tsad_jax.
   data.cache_dir = ""
   data.normalize = "minmax"  # minmax | zscore | none
@@ -80,6 +83,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.keep_checkpoints = 3
   config.train.log_every = 20  # steps between progress-bar loss updates
   config.train.progress_bar = True
+  # float32 | bfloat16: the forward and backward pass in bfloat16, parameters, optimizer
+  # state and loss in float32 (for GPUs and TPUs; most CPUs run bfloat16 slower).
+  config.train.compute_dtype = "float32"
 
   config.eval = ml_collections.ConfigDict()
   config.eval.batch_size = 512

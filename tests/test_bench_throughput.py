@@ -17,3 +17,4 @@ def test_one_model_in_both_frameworks(data_root, monkeypatch):
   line = throughput.table([row]).splitlines()[-1]
   assert line.startswith("| smd_lstmae | 256 |")
   assert f"{row.train_jax / row.train_torch:.2f}x" in line
+

@@ -8,7 +8,9 @@ import numpy as np
 from numpy.testing import assert_array_equal
 import pytest
 
+from configs import common
 from configs import tiny
+from tsad_jax import experiment
 from tsad_jax import models
 from tsad_jax import train
 from tsad_jax.data.prepare import Prepared
@@ -139,3 +141,28 @@ def test_params_of_another_layout_are_refused_naming_the_run():
   renamed = {"old_name" if k == "output" else k: v for k, v in params.items()}
   with pytest.raises(ValueError, match=r"missing: \['output'\]\['bias'\]"):
     train.check_params_fit(renamed, small, window=16, num_features=3, source="runs/c")
+
+
+@pytest.mark.parametrize("model", ["lstm_ae", "transformer"])
+def test_bfloat16_compute_keeps_float32_parameters_and_tracks_the_float32_loss(tmp_path, model):
+  histories = {}
+  for dtype in ("float32", "bfloat16"):
+    config = tiny.get_config()
+    if model != "lstm_ae":
+      config = getattr(common, model)(config)
+    config.train.compute_dtype = dtype
+    setup = experiment.build(config)
+    result = train.fit(config, setup.prepared, tmp_path / dtype, model_lib=setup.model_lib,
+                       model=setup.model)
+    assert {leaf.dtype for leaf in jax.tree.leaves(result.params)} == {np.dtype("float32")}
+    histories[dtype] = [h["train_loss"] for h in result.history]
+  np.testing.assert_allclose(histories["bfloat16"], histories["float32"], rtol=0.05)
+  assert histories["bfloat16"] != histories["float32"]  # bfloat16 did compute
+
+
+def test_an_unknown_compute_dtype_is_refused_before_training(tmp_path):
+  config = tiny.get_config()
+  config.train.compute_dtype = "float16"
+  with pytest.raises(ValueError, match="compute_dtype.*float32, bfloat16"):
+    experiment.train_and_evaluate(config, tmp_path)
+  assert not any(tmp_path.iterdir())

@@ -46,12 +46,17 @@ def check_config(config: ml_collections.ConfigDict) -> None:
       "eval.baselines": (_names(config.eval.baselines), baselines.BASELINES),
       "eval.point_rule": ([config.eval.point_rule], scoring.POINT_RULES),
       "threshold.calibration": ([config.threshold.calibration], ("train", "val")),
+      "train.compute_dtype": ([config.train.compute_dtype], tuple(train.COMPUTE_DTYPES)),
   }
   for field, (given, valid) in choices.items():
     unknown = [name for name in given if name not in valid]
     if unknown:
       raise ValueError(f"config.{field}: unknown {', '.join(map(repr, unknown))}; "
                        f"choose from {', '.join(valid)}.")
+  if config.data.get("entities"):
+    raise ValueError(f"config.data.entities={config.data.entities!r} asks for one model per "
+                     "entity: run it with `python -m launch.train_fleet`. launch.train trains one "
+                     "model on config.data.entity.")
   if config.data.window < 2:
     raise ValueError(f"config.data.window must be >= 2, got {config.data.window}.")
   feature_scaling.check(config.eval.feature_scaling, config.eval.scaling_floor)
@@ -196,13 +201,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     The run folder, `<workdir>/<dataset>/<entity>/<model>/<run_id>/`.
   """
   setup = build(config)
-  initial_params = _initial_params(setup)
+  start_params = initial_params(setup)
   run_dir = _open_run(workdir, config)
   result = train.fit(config, setup.prepared, run_dir, model_lib=setup.model_lib,
                      model=setup.model, stop_after_steps=stop_after_steps,
-                     initial_params=initial_params)
-  if not result.finished or not distributed.is_main_process():
-    return run_dir
+                     initial_params=start_params)
+  if result.finished and distributed.is_main_process():
+    report_trained(setup, result, run_dir)
+  return run_dir
+
+
+def report_trained(setup: Setup, result: train.FitResult, run_dir: pathlib.Path) -> None:
+  """Scores a finished training into its run folder, with the training's figures."""
   summary = score_and_report(setup, result.params, run_dir, history=result.history)
   summary["training"] = {
       "steps": result.steps,
@@ -213,7 +223,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
       "seconds": result.seconds,
   }
   runs.write_json(run_dir / "summary.json", summary)
-  return run_dir
 
 
 def _open_run(workdir: str | pathlib.Path, config: ml_collections.ConfigDict) -> pathlib.Path:
@@ -224,7 +233,7 @@ def _open_run(workdir: str | pathlib.Path, config: ml_collections.ConfigDict) ->
   return runs.run_parent(workdir, config) / config.run_id
 
 
-def _initial_params(setup: Setup):
+def initial_params(setup: Setup):
   """Parameters converted from `config.init.torch_checkpoint`, or None for a fresh init."""
   path = setup.config.init.torch_checkpoint
   if not path:

@@ -1,23 +1,57 @@
 """The optimizer every model trains with, built from `config.optim`."""
 
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
 import ml_collections
 import optax
 
+SCHEDULES = ("constant", "cosine", "step")
 
-def learning_rate_schedule(optim: ml_collections.ConfigDict, *, steps_per_epoch: int,
-                           total_steps: int) -> optax.Schedule:
-  """constant | cosine (to 0 over the run) | step (x decay_rate every decay_epochs)."""
-  lr = optim.learning_rate
-  if optim.schedule == "constant":
-    return optax.constant_schedule(lr)
+
+class EpochScheduleState(NamedTuple):
+  """The step count and the run's length, so that runs of different lengths (the
+  members of a fleet) share one update function."""
+
+  count: jax.Array
+  steps_per_epoch: jax.Array
+  total_steps: jax.Array
+
+
+def learning_rate(optim: ml_collections.ConfigDict, count, *, steps_per_epoch,
+                  total_steps) -> jax.Array:
+  """The rate at step `count`: constant | cosine (to 0 over the run) | step (x decay_rate
+  every decay_epochs); the lengths may be traced arrays."""
+  rate = jnp.asarray(optim.learning_rate, jnp.float32)
   if optim.schedule == "cosine":
-    return optax.cosine_decay_schedule(lr, decay_steps=max(total_steps, 1))
+    fraction = jnp.minimum(count, total_steps) / jnp.maximum(total_steps, 1)
+    return rate * 0.5 * (1.0 + jnp.cos(jnp.pi * fraction))
   if optim.schedule == "step":
-    return optax.exponential_decay(
-        lr, transition_steps=optim.decay_epochs * steps_per_epoch,
-        decay_rate=optim.decay_rate, staircase=True)
-  raise ValueError(
-      f"config.optim.schedule={optim.schedule!r}; use constant, cosine or step.")
+    transitions = jnp.floor_divide(count, jnp.maximum(optim.decay_epochs * steps_per_epoch, 1))
+    return rate * jnp.asarray(optim.decay_rate, jnp.float32) ** transitions
+  return rate
+
+
+def scale_by_epoch_schedule(optim: ml_collections.ConfigDict, *, steps_per_epoch: int,
+                            total_steps: int) -> optax.GradientTransformation:
+  """Updates times minus the scheduled rate; the run's lengths live in the state."""
+  if optim.schedule not in SCHEDULES:
+    raise ValueError(f"config.optim.schedule={optim.schedule!r}; use {', '.join(SCHEDULES)}.")
+
+  def init(params):
+    del params
+    return EpochScheduleState(jnp.zeros((), jnp.int32), jnp.asarray(steps_per_epoch, jnp.int32),
+                              jnp.asarray(total_steps, jnp.int32))
+
+  def update(updates, state, params=None):
+    del params
+    rate = learning_rate(optim, state.count, steps_per_epoch=state.steps_per_epoch,
+                         total_steps=state.total_steps)
+    updates = jax.tree.map(lambda u: (-rate * u).astype(u.dtype), updates)
+    return updates, state._replace(count=optax.safe_increment(state.count))
+
+  return optax.GradientTransformation(init, update)
 
 
 def make_optimizer(optim: ml_collections.ConfigDict, *, steps_per_epoch: int,
@@ -36,9 +70,9 @@ def make_optimizer(optim: ml_collections.ConfigDict, *, steps_per_epoch: int,
     parts.append(optax.clip_by_global_norm(optim.grad_clip_norm))
   if optim.l2:
     parts.append(optax.add_decayed_weights(optim.l2))
-  schedule = learning_rate_schedule(
-      optim, steps_per_epoch=steps_per_epoch, total_steps=total_steps)
-  parts += [optax.scale_by_adam(), optax.scale_by_learning_rate(schedule)]
+  parts += [optax.scale_by_adam(),
+            scale_by_epoch_schedule(optim, steps_per_epoch=steps_per_epoch,
+                                    total_steps=total_steps)]
   return optax.apply_if_finite(optax.chain(*parts), optim.max_consecutive_nonfinite)
 
 

@@ -43,6 +43,15 @@ def _flat(tree: dict, prefix: str = "") -> dict:
   return out
 
 
+def new_run_id(parents: list[pathlib.Path]) -> str:
+  """A timestamp (with a suffix if needed) that names no existing folder in any of `parents`."""
+  stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+  run_id, suffix = stamp, 1
+  while any((parent / run_id).exists() for parent in parents):
+    run_id, suffix = f"{stamp}-{suffix}", suffix + 1
+  return run_id
+
+
 def open_run(workdir: str | pathlib.Path, config: ml_collections.ConfigDict) -> pathlib.Path:
   """Creates a new run folder, or reopens `config.run_id` to resume it.
 
@@ -67,10 +76,7 @@ def open_run(workdir: str | pathlib.Path, config: ml_collections.ConfigDict) -> 
         write_json(run_dir / CONFIG_FILE, json.loads(config.to_json()))
       return run_dir
   else:
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir, suffix = parent / stamp, 1
-    while run_dir.exists():
-      run_dir, suffix = parent / f"{stamp}-{suffix}", suffix + 1
+    run_dir = parent / new_run_id([parent])
   run_dir.mkdir(parents=True, exist_ok=True)
   with config.unlocked():
     config.run_id = run_dir.name

@@ -315,11 +315,6 @@ def vmap_groups(configs: list[ml_collections.ConfigDict]) -> list[list[int]]:
   return list(groups.values())
 
 
-def _stack(trees):
-  """One tree of arrays with a leading trial axis (stacked on the host: no compiling)."""
-  return jax.tree.map(lambda *xs: jnp.asarray(np.stack([np.asarray(x) for x in xs])), *trees)
-
-
 def _mean_losses(loss_fn, params, series, starts: np.ndarray, key, batch_size: int) -> np.ndarray:
   """`train.mean_loss` of stacked parameters: one mean per trial."""
   total = 0.0
@@ -377,7 +372,7 @@ def train_together(configs: list[ml_collections.ConfigDict]) -> list[list[dict]]
                "l2": c.optim.l2}
     hyperparams = {k: jnp.asarray(v, opt_state.hyperparams[k].dtype) for k, v in scalars.items()}
     states.append(state.replace(opt_state=opt_state._replace(hyperparams=hyperparams)))
-  state = _stack(states)
+  state = train.stack_trees(states)
 
   step_fn = train.make_train_step(setup.model_lib, setup.model, tx, window=window)
   step_fn = jax.jit(jax.vmap(step_fn, in_axes=(0, None, None, None)), donate_argnums=0)

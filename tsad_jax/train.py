@@ -67,10 +67,28 @@ def init_params(model, *, key: jax.Array, window: int, num_features: int):
   return model.init(rngs, dummy)["params"]
 
 
-def _train_step(state, series, starts, loop_key, *, model, model_lib, tx, window):
+COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def _cast(tree, dtype):
+  return jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x,
+                      tree)
+
+
+def _train_step(state, series, starts, loop_key, *, model, model_lib, tx, window,
+                compute_dtype=jnp.float32):
   windows = windows_lib.take_windows(series, starts, window)
   rng = jax.random.fold_in(loop_key, state.step)
-  loss_fn = lambda p: model_lib.loss(model, p, windows, rng=rng, train=True)
+
+  def loss_fn(params):
+    if compute_dtype == jnp.float32:
+      return model_lib.loss(model, params, windows, rng=rng, train=True)
+    # Mixed precision: the forward and backward pass in compute_dtype; the float32
+    # parameters get float32 gradients through the cast.
+    loss, aux = model_lib.loss(model, _cast(params, compute_dtype),
+                               windows.astype(compute_dtype), rng=rng, train=True)
+    return loss.astype(jnp.float32), aux
+
   (loss, _), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = jax.tree.map(lambda p, u: p + u, state.params, updates)
@@ -90,13 +108,23 @@ def create_train_state(config, model, *, init_key, num_features: int, steps_per_
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params)), tx
 
 
-def make_train_step(model_lib, model, tx, *, window: int, mesh=None):
-  """The jitted `(state, series, starts, loop_key) -> (state, loss)`; donates `state`.
+def step_function(model_lib, model, tx, *, window: int, compute_dtype: str = "float32"):
+  """`(state, series, starts, loop_key) -> (state, loss)`, not jitted (fleets vmap it)."""
+  if compute_dtype not in COMPUTE_DTYPES:
+    raise ValueError(f"config.train.compute_dtype={compute_dtype!r}; use "
+                     f"{' or '.join(COMPUTE_DTYPES)}.")
+  return functools.partial(_train_step, model=model, model_lib=model_lib, tx=tx, window=window,
+                           compute_dtype=COMPUTE_DTYPES[compute_dtype])
+
+
+def make_train_step(model_lib, model, tx, *, window: int, mesh=None,
+                    compute_dtype: str = "float32"):
+  """The jitted `step_function`; donates `state`.
 
   With `mesh`, `starts` is split over its devices and the rest replicated
   (`data_parallel`); without, a plain jit, for callers that vmap it.
   """
-  step = functools.partial(_train_step, model=model, model_lib=model_lib, tx=tx, window=window)
+  step = step_function(model_lib, model, tx, window=window, compute_dtype=compute_dtype)
   if mesh is None:
     return jax.jit(step, donate_argnums=0)
   return data_parallel(step, mesh, donate_argnums=0)
@@ -179,11 +207,7 @@ def fit(config: ml_collections.ConfigDict, prepared: Prepared, run_dir: pathlib.
                                  num_features=prepared.num_features,
                                  steps_per_epoch=steps_per_epoch, initial_params=initial_params)
   state = distributed.put(state, rep)
-  stopping = distributed.put(EarlyStopping(
-      best_loss=jnp.array(jnp.inf, jnp.float32),
-      best_params=jax.tree.map(jnp.copy, state.params),
-      best_epoch=jnp.array(-1, jnp.int32), bad_epochs=jnp.zeros((), jnp.int32),
-      stopped=jnp.array(False)), rep)
+  stopping = distributed.put(initial_early_stopping(state.params), rep)
 
   mngr = checkpoints.manager(run_dir, max_to_keep=train_cfg.keep_checkpoints)
   history_path = run_dir / "metrics.json"
@@ -194,7 +218,8 @@ def fit(config: ml_collections.ConfigDict, prepared: Prepared, run_dir: pathlib.
     done_epochs = int(state.step) // steps_per_epoch
     history = json.loads(history_path.read_text())[:done_epochs] if history_path.exists() else []
 
-  step_fn = make_train_step(model_lib, model, tx, window=window, mesh=mesh)
+  step_fn = make_train_step(model_lib, model, tx, window=window, mesh=mesh,
+                            compute_dtype=train_cfg.compute_dtype)
   loss_fn = data_parallel(functools.partial(
       _window_losses, model=model, model_lib=model_lib, window=window), mesh)
   series, loop_key, eval_key, zero = distributed.put(
@@ -235,7 +260,7 @@ def fit(config: ml_collections.ConfigDict, prepared: Prepared, run_dir: pathlib.
         val = mean_loss(loss_fn, state.params, series, prepared.val_starts, eval_key, batch_size,
                         put_batch=put_batch)
         record["val_loss"] = val
-        stopping = distributed.put(_update_early_stopping(
+        stopping = distributed.put(update_early_stopping(
             stopping, state.params, val, epoch + 1, patience=train_cfg.patience), rep)
         stopped = bool(stopping.stopped)
       record["nonfinite_steps"] = optim_lib.nonfinite_steps(state.opt_state)
@@ -261,7 +286,14 @@ def fit(config: ml_collections.ConfigDict, prepared: Prepared, run_dir: pathlib.
                    sum(h["seconds"] for h in history), finished=True)
 
 
-def _update_early_stopping(stopping: EarlyStopping, params, val_loss: float, epoch: int, *,
+def initial_early_stopping(params) -> EarlyStopping:
+  return EarlyStopping(best_loss=jnp.array(jnp.inf, jnp.float32),
+                       best_params=jax.tree.map(jnp.copy, params),
+                       best_epoch=jnp.array(-1, jnp.int32), bad_epochs=jnp.zeros((), jnp.int32),
+                       stopped=jnp.array(False))
+
+
+def update_early_stopping(stopping: EarlyStopping, params, val_loss: float, epoch: int, *,
                            patience: int) -> EarlyStopping:
   if np.isfinite(val_loss) and val_loss < float(stopping.best_loss):
     return stopping.replace(best_loss=jnp.asarray(val_loss, jnp.float32),
@@ -271,6 +303,11 @@ def _update_early_stopping(stopping: EarlyStopping, params, val_loss: float, epo
   bad = int(stopping.bad_epochs) + 1
   return stopping.replace(bad_epochs=jnp.asarray(bad, jnp.int32),
                           stopped=jnp.asarray(patience > 0 and bad >= patience))
+
+
+def stack_trees(trees):
+  """One tree of arrays with a leading axis over `trees` (stacked on the host: no compiling)."""
+  return jax.tree.map(lambda *xs: jnp.asarray(np.stack([np.asarray(x) for x in xs])), *trees)
 
 
 def param_shapes(model, *, window: int, num_features: int):

@@ -6,6 +6,7 @@ from pathlib import Path
 import ml_collections
 
 from tsad_jax.data import cache
+from tsad_jax.data import checks
 from tsad_jax.data import csv_files
 from tsad_jax.data import smap_msl
 from tsad_jax.data import smd
@@ -38,6 +39,20 @@ def load(data: ml_collections.ConfigDict) -> Dataset:
                   f"{', '.join(DATASETS)}.")
 
 
+def fleet_entities(data: ml_collections.ConfigDict) -> list[str]:
+  """The entities `data.entities` names ("all", or a comma list), each to get its own model."""
+  name = data.dataset.strip().lower()
+  if name == "smd":
+    root = resolve_root(data)
+    return checks.select_entities(data.entities, smd.machines(root), where=str(root / "train"))
+  if name in ("smap", "msl"):
+    root = resolve_root(data)
+    return checks.select_entities(data.entities, smap_msl.channels(root, name),
+                                  where=str(root / smap_msl.LABELS_FILE))
+  raise DataError(f"config.data.entities: a fleet needs a data set of several entities (smd, smap "
+                  f"or msl), not {data.dataset!r}.")
+
+
 def resolve_root(data: ml_collections.ConfigDict) -> Path:
   """The data set's folder: data.root, else $TSAD_JAX_DATA_ROOT/<its standard folder name>."""
   folder = FOLDERS[data.dataset.strip().lower()]
@@ -59,5 +74,5 @@ def resolve_root(data: ml_collections.ConfigDict) -> Path:
   return root
 
 
-__all__ = ["DATASETS", "DATA_ROOT_ENV", "DataError", "Dataset", "Entity", "Segment", "load",
-           "resolve_root"]
+__all__ = ["DATASETS", "DATA_ROOT_ENV", "DataError", "Dataset", "Entity", "Segment",
+           "fleet_entities", "load", "resolve_root"]

@@ -62,11 +62,9 @@ def load(root: os.PathLike, dataset: str, entity: str = "all") -> Dataset:
   root = Path(root)
   spacecraft = SPACECRAFT[dataset]
   labels_path = root / LABELS_FILE
-  checks.require_file(labels_path, what=f"SMAP/MSL label file (data.root must be the {FOLDER} "
-                      "folder itself)")
-  rows = read_rows(labels_path)
+  rows = _label_rows(root)
   own = [row for row in rows if row.spacecraft == spacecraft]
-  listed = list(dict.fromkeys(row.chan_id for row in own))
+  listed = _names(own)
   if entity.strip().lower() in ("", "all"):
     channel = _whole_spacecraft(root, spacecraft, own, labels_path)
     entities = (channel,)
@@ -77,6 +75,22 @@ def load(root: os.PathLike, dataset: str, entity: str = "all") -> Dataset:
   width = checks.check_same_features({e.name: e.train.shape[1] for e in entities},
                                      where=str(root))
   return Dataset(name=dataset, entities=entities, feature_names=feature_names(width))
+
+
+def channels(root: os.PathLike, dataset: str) -> list[str]:
+  """The channels of `dataset` ("smap" | "msl") in labeled_anomalies.csv, in its order."""
+  return _names([row for row in _label_rows(Path(root)) if row.spacecraft == SPACECRAFT[dataset]])
+
+
+def _names(rows: list[Row]) -> list[str]:
+  return list(dict.fromkeys(row.chan_id for row in rows))
+
+
+def _label_rows(root: Path) -> list[Row]:
+  labels_path = root / LABELS_FILE
+  checks.require_file(labels_path, what=f"SMAP/MSL label file (data.root must be the {FOLDER} "
+                      "folder itself)")
+  return read_rows(labels_path)
 
 
 def feature_names(width: int) -> tuple[str, ...]:

@@ -1,0 +1,167 @@
+"""Scaling measurements for `bench.throughput`: fleet vs sequential, devices, scoring memory.
+
+Each function returns a markdown section. Device counts are fixed when JAX
+starts, so the per-device and memory figures come from child processes
+(`python -m bench.scale --child=...`), which print one JSON line.
+"""
+
+import copy
+import importlib
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+
+from absl import app
+from absl import flags
+import jax
+import numpy as np
+
+from tsad_jax import distributed
+from tsad_jax import experiment
+from tsad_jax import fleet
+from tsad_jax import scoring
+from tsad_jax import train
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def _config(name: str, entity: str, **fields):
+  config = importlib.import_module(f"configs.{name}").get_config()
+  config.data.entity = entity
+  config.train.progress_bar = False
+  for field, value in fields.items():
+    section, key = field.split(".")
+    config[section][key] = value
+  return config
+
+
+def fleet_vs_sequential(config_name: str, entities: list[str], epochs: int) -> str:
+  """Training wall time (compilation included) of `entities` one by one and as one fleet."""
+  config = _config(config_name, entities[0], **{"train.max_epochs": epochs,
+                                               "train.patience": 0})
+  setups = []
+  for name in entities:
+    member = copy.deepcopy(config)
+    member.data.entity = name
+    setups.append(experiment.build(member))
+  with tempfile.TemporaryDirectory() as tmp:
+    started = time.perf_counter()
+    for setup in setups:
+      run_dir = pathlib.Path(tmp) / "sequential" / setup.config.data.entity
+      train.fit(setup.config, setup.prepared, run_dir, model_lib=setup.model_lib,
+                model=setup.model)
+    sequential = time.perf_counter() - started
+    started = time.perf_counter()
+    fleet.fit(config, setups, [pathlib.Path(tmp) / "fleet" / s.config.data.entity
+                               for s in setups])
+    together = time.perf_counter() - started
+  windows = sum(len(s.prepared.train_starts) for s in setups)
+  return (f"## Fleet vs sequential\n\n`{config_name}`, {len(entities)} SMD machines "
+          f"({', '.join(entities)}), {epochs} epoch(s) each, {windows:,} training windows in "
+          "all, early stopping off; training wall time including compilation, not scoring "
+          "(the same for both).\n\n"
+          "| sequential (s) | fleet (s) | speed-up |\n| --- | --- | --- |\n"
+          f"| {sequential:.2f} | {together:.2f} | {sequential / together:.2f}x |\n")
+
+
+def _child(args: list[str], devices: int = 1) -> dict:
+  env = {**os.environ, "JAX_PLATFORMS": "cpu",
+         "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+  done = subprocess.run([sys.executable, "-m", "bench.scale", *args], cwd=ROOT, env=env,
+                        capture_output=True, text=True, check=False)
+  if done.returncode:
+    raise RuntimeError(f"bench.scale {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+  return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def devices(config_name: str, entity: str, steps: int, counts=(1, 4)) -> str:
+  """Training samples/s of the data-parallel step on 1 and on 4 forced host devices."""
+  rates = {n: _child(["--child=train_rate", f"--config={config_name}", f"--entity={entity}",
+                      f"--steps={steps}"], devices=n)["samples_per_second"] for n in counts}
+  rows = "".join(f"| {n} | {rates[n]:,.0f} | {rates[n] / rates[counts[0]]:.2f}x |\n"
+                 for n in counts)
+  return (f"## One device vs {counts[-1]} forced host devices\n\n`{config_name}` on {entity}, "
+          f"{steps} timed steps. The forced host devices share this machine's cores, so this "
+          "measures the cost of splitting the batch, not a gain; on GPUs or a TPU each device "
+          "brings its own compute.\n\n"
+          "| devices | train (samples/s) | vs 1 |\n| --- | --- | --- |\n" + rows)
+
+
+def scoring_memory(config_names: list[str], entity: str) -> str:
+  """Peak resident memory of a process that loads one entity and scores its whole test."""
+  rows = ""
+  for name in config_names:
+    figures = _child(["--child=score_memory", f"--config={name}", f"--entity={entity}"])
+    rows += (f"| {name} | {figures['test_points']:,} | {figures['seconds']:.1f} | "
+             f"{figures['peak_before_mb']:,.0f} | {figures['peak_mb']:,.0f} |\n")
+  return (f"## Scoring the whole test series: time and peak memory\n\n{entity}; each model "
+          "in a fresh process, freshly initialised parameters (scoring costs the same "
+          "trained or not), compilation included. Peak is the process's maximum resident "
+          "set, before scoring (data loaded, model built) and after.\n\n"
+          "| config | test points | seconds | peak before (MB) | peak after (MB) |\n"
+          "| --- | --- | --- | --- | --- |\n" + rows)
+
+
+def _train_rate(config_name: str, entity: str, steps: int) -> dict:
+  setup = experiment.build(_config(config_name, entity))
+  config, prepared = setup.config, setup.prepared
+  mesh = distributed.mesh()
+  state, tx = train.create_train_state(config, setup.model, init_key=jax.random.PRNGKey(0),
+                                       num_features=prepared.num_features, steps_per_epoch=100)
+  rep = distributed.replicated(mesh)
+  state = distributed.put(state, rep)
+  step_fn = train.make_train_step(setup.model_lib, setup.model, tx, window=config.data.window,
+                                  mesh=mesh)
+  series, key = distributed.put((prepared.train, jax.random.PRNGKey(1)), rep)
+  order = train.epoch_order(0, 0, len(prepared.train_starts), config.train.batch_size)
+  batches = [distributed.put(prepared.train_starts[order[i % len(order)]],
+                                   distributed.batch_sharded(mesh))
+             for i in range(steps + 2)]
+  for i, starts in enumerate(batches):
+    if i == 2:
+      started = time.perf_counter()
+    state, loss = step_fn(state, series, starts, key)
+    loss.block_until_ready()
+  seconds = time.perf_counter() - started
+  return {"samples_per_second": config.train.batch_size * steps / seconds}
+
+
+def _peak_mb() -> float:
+  import resource  # noqa: PLC0415  (POSIX only; the bench runs on Linux)
+
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _score_memory(config_name: str, entity: str) -> dict:
+  setup = experiment.build(_config(config_name, entity))
+  prepared = setup.prepared
+  params = train.init_params(setup.model, key=jax.random.PRNGKey(0),
+                             window=setup.config.data.window,
+                             num_features=prepared.num_features)
+  before = _peak_mb()
+  scorer = scoring.for_config(setup.model_lib, setup.model, setup.config)
+  started = time.perf_counter()
+  scores = scorer(params, prepared.test, prepared.test_lengths, jax.random.PRNGKey(2))
+  np.asarray(scores)
+  return {"test_points": len(prepared.test), "seconds": time.perf_counter() - started,
+          "peak_before_mb": before, "peak_mb": _peak_mb()}
+
+
+def _main(argv):
+  del argv
+  args = flags.FLAGS
+  child = {"train_rate": lambda: _train_rate(args.config, args.entity, args.steps),
+           "score_memory": lambda: _score_memory(args.config, args.entity)}[args.child]
+  print(json.dumps(child()))
+
+
+if __name__ == "__main__":
+  flags.DEFINE_enum("child", None, ["train_rate", "score_memory"], "Measurement to print.")
+  flags.DEFINE_string("config", "smd_omni", "Config file in configs/.")
+  flags.DEFINE_string("entity", "machine-1-6", "SMD machine.")
+  flags.DEFINE_integer("steps", 20, "Timed training steps.")
+  app.run(_main)
