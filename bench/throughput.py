@@ -1,6 +1,6 @@
 """Speed: every model in JAX and PyTorch, fleet vs sequential, devices, scoring memory.
 
-  python -m bench.throughput [--sections=models,fleet,devices,memory]
+  python -m bench.throughput [--sections=models,phases,fleet,devices,memory,full_run]
       [--configs=smd_lstmae,smd_omni,...] [--entity=machine-1-6] [--steps=20]
       [--score_batches=10] [--torch] [--fleet_config=smd_omni] [--fleet_entities=all]
       [--fleet_epochs=2] [--out=docs/PERFORMANCE.md]
@@ -15,7 +15,10 @@ Needs the data ($TSAD_JAX_DATA_ROOT or data.root). Sections:
   without it). The first calls (compilation, warm-up) are not timed. "whole
   test" is the library's scorer on the entity's whole test series. Ratios are
   JAX / PyTorch: above 1, JAX is faster.
-- fleet, devices, memory: see bench/scale.py.
+- phases: milliseconds of the forward pass, the backward pass and the whole
+  step in both frameworks.
+- fleet, devices, memory, full_run (MTAD-GAT's whole run against the public
+  PyTorch port's): see bench/scale.py.
 With --out each section goes to docs/performance/<section>.md and the report
 to --out, machine named; sections not rerun are kept.
 """
@@ -184,6 +187,88 @@ def measure(name: str, entity: str, steps: int, score_batches: int, with_torch: 
   return row
 
 
+def phases(name: str, entity: str, steps: int) -> dict[str, float]:
+  """Milliseconds per training batch of the forward pass, forward + backward, and the whole
+  step (with Adam), in JAX and in the PyTorch twin: where each framework spends a step."""
+  import torch  # noqa: PLC0415
+
+  from interop import noise as noise_lib  # noqa: PLC0415
+
+  config = importlib.import_module(f"configs.{name}").get_config()
+  config.data.entity = entity
+  config.model = parity.without_dropout(config.model)
+  setup = experiment.build(config)
+  pair = parity.make_pair(config.model, num_features=setup.prepared.num_features,
+                          window=config.data.window)
+  lib, model, params, key = setup.model_lib, setup.model, pair.params, jax.random.PRNGKey(3)
+  windows = [_windows(setup, s) for s in _batches(setup, steps + 2, config.train.batch_size)]
+  loss = lambda p, w: lib.loss(model, p, w, rng=key, train=True)[0]
+  forward, grad = jax.jit(loss), jax.jit(jax.grad(loss))
+  state, tx = train.create_train_state(config, model, init_key=None,
+                                       num_features=setup.prepared.num_features,
+                                       steps_per_epoch=100, initial_params=params)
+  step = train.make_train_step(lib, model, tx, window=config.data.window)
+  series, starts = jnp.asarray(setup.prepared.train), _batches(setup, steps + 2,
+                                                               config.train.batch_size)
+  holder = {"state": state}
+
+  def jax_step(s):
+    holder["state"], value = step(holder["state"], series, jnp.asarray(s), key)
+    value.block_until_ready()
+
+  jax_windows = [jnp.asarray(w) for w in windows]
+  out = {
+      "jax forward": _timed(lambda w: forward(params, w).block_until_ready(), jax_windows),
+      "jax forward+backward": _timed(
+          lambda w: jax.block_until_ready(grad(params, w)), jax_windows),
+      "jax step": _timed(jax_step, starts),
+  }
+  _, calls = noise_lib.record(lib.loss, model, params, jax_windows[0], rng=key, train=True)
+  drawn = jax.tree.map(lambda a: torch.from_numpy(np.array(a)), calls)
+  module, twin = pair.module, pair.twin
+  module.train()
+  optimizer = torch.optim.Adam(module.parameters(), lr=config.optim.learning_rate)
+  torch_windows = [torch.from_numpy(w) for w in windows]
+
+  def torch_forward(w):
+    with torch.no_grad():
+      twin.loss(module, w, drawn)
+
+  def torch_backward(w):
+    module.zero_grad()
+    twin.loss(module, w, drawn).backward()
+
+  def torch_step(w):
+    torch_backward(w)
+    optimizer.step()
+
+  out["torch forward"] = _timed(torch_forward, torch_windows)
+  out["torch forward+backward"] = _timed(torch_backward, torch_windows)
+  out["torch step"] = _timed(torch_step, torch_windows)
+  return {k: 1000 * v for k, v in out.items()}
+
+
+def phases_section(names: list[str], entity: str, steps: int) -> str:
+  keys = ("forward", "forward+backward", "step")
+  lines = ["## Where a training step goes\n",
+           f"Milliseconds per training batch on {entity} (`--sections=phases --steps={steps}`): "
+           "the forward pass (PyTorch without autograd), forward and backward, and the whole "
+           "step with Adam (JAX's includes cutting the windows from the series on the device). "
+           "backward = forward+backward - forward.\n",
+           "| config | JAX forward | JAX backward | JAX step | PyTorch forward | "
+           "PyTorch backward | PyTorch step |",
+           "| --- | --- | --- | --- | --- | --- | --- |"]
+  for name in names:
+    ms = phases(name, entity, steps)
+    cells = []
+    for framework in ("jax", "torch"):
+      f, fb, st = (ms[f"{framework} {k}"] for k in keys)
+      cells += [f"{f:.1f}", f"{fb - f:.1f}", f"{st:.1f}"]
+    lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    print(lines[-1], flush=True)
+  return "\n".join(lines) + "\n"
+
+
 def _ratio(a: float, b: float | None) -> str:
   return f"{a / b:.2f}x" if b else "-"
 
@@ -201,7 +286,8 @@ def table(rows: list[Row]) -> str:
   return "\n".join(lines)
 
 
-SECTIONS = ("models", "fleet", "devices", "memory")
+SECTIONS = ("models", "phases", "fleet", "devices", "memory", "full_run")
+NOTES = "notes"  # docs/performance/notes.md: written by hand, appended to the report
 
 
 def _section_file(out: str, section: str) -> pathlib.Path:
@@ -231,7 +317,9 @@ def main(argv):
       "fleet": lambda: scale.fleet_vs_sequential(args.fleet_config, _fleet_entities(args),
                                                  args.fleet_epochs),
       "devices": lambda: scale.devices(args.fleet_config, args.entity, args.steps),
+      "phases": lambda: phases_section(args.configs, args.entity, args.steps),
       "memory": lambda: scale.scoring_memory(args.configs, _longest_test(args.entity)),
+      "full_run": lambda: scale.full_run("smd_mtadgat", args.entity),
   }
   for section in args.sections:
     text = f"Machine: {machine}.\n\n" + measured[section]()
@@ -241,7 +329,8 @@ def main(argv):
       path.parent.mkdir(parents=True, exist_ok=True)
       path.write_text(text)
   if args.out:
-    kept = [_section_file(args.out, s) for s in SECTIONS if _section_file(args.out, s).exists()]
+    kept = [_section_file(args.out, s) for s in (*SECTIONS, NOTES)
+            if _section_file(args.out, s).exists()]
     pathlib.Path(args.out).write_text(
         "# Throughput\n\nWritten by `python -m bench.throughput --out=docs/PERFORMANCE.md` "
         "from the sections in `docs/performance/`; `--sections=` reruns some and keeps the "

@@ -18,3 +18,11 @@ def test_one_model_in_both_frameworks(data_root, monkeypatch):
   assert line.startswith("| smd_lstmae | 256 |")
   assert f"{row.train_jax / row.train_torch:.2f}x" in line
 
+
+
+def test_step_phases_in_both_frameworks(data_root, monkeypatch):
+  monkeypatch.setenv("TSAD_JAX_DATA_ROOT", str(data_root))
+  ms = throughput.phases("smd_lstmae", "machine-1-6", steps=1)
+  assert set(ms) == {f"{framework} {phase}" for framework in ("jax", "torch")
+                     for phase in ("forward", "forward+backward", "step")}
+  assert all(value > 0 for value in ms.values())

@@ -45,14 +45,16 @@ def _history(run_dir: pathlib.Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def fleet_runs(data_root, tmp_path_factory):
-  """The fleet as a user runs it: `python -m launch.train_fleet`, in a subprocess."""
+  """The fleet as a user runs it, `python -m launch.train_fleet`, on 4 forced host devices:
+  the 3 members and an idle fourth split over them. (The other tests train on 1 device.)"""
   workdir = tmp_path_factory.mktemp("fleet")
   command = [sys.executable, "-m", "launch.train_fleet", "--config=configs/tiny.py:smap",
              f"--workdir={workdir}", f"--config.data.root={data_root / 'SMAP_MSL'}",
              f"--config.data.entities={','.join(CHANNELS)}"]
   command += [f"--config.{field}={value}" for field, value in OVERRIDES.items()]
   done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600,
-                        env={**os.environ, "JAX_PLATFORMS": "cpu"})
+                        env={**os.environ, "JAX_PLATFORMS": "cpu",
+                             "XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
   assert done.returncode == 0, done.stderr[-3000:]
   run_dirs = {name: next((workdir / "smap" / name / "lstm_ae").iterdir()) for name in CHANNELS}
   return workdir, run_dirs, done.stdout

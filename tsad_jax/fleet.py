@@ -8,7 +8,8 @@ member's series is padded to the longest (no window reaches the padding), and
 a member whose training has ended (epochs done, stopped early, or diverged)
 keeps its state while the others step on. Members with more windows take more
 steps per epoch; the learning-rate schedule reads each member's own epoch
-length from its optimizer state.
+length from its optimizer state. The member axis is split over the local
+devices (`distributed.mesh`), each device training its share of the members.
 """
 
 import copy
@@ -28,6 +29,7 @@ import pandas as pd
 import tqdm
 
 from tsad_jax import checkpoints
+from tsad_jax import distributed
 from tsad_jax import experiment
 from tsad_jax import optim as optim_lib
 from tsad_jax import runs
@@ -189,20 +191,28 @@ def fit(config: ml_collections.ConfigDict, setups: list[experiment.Setup],
     initial_params = train.init_params(model, key=init_key, window=window,
                                        num_features=setups[0].prepared.num_features)
   members = _open_members(config, setups, run_dirs, initial_params)
+  # The member axis is split over the devices; idle copies of member 0 fill it up to a
+  # multiple of their number.
+  mesh = distributed.mesh()
+  slots = math.ceil(len(members) / mesh.size) * mesh.size
+  fill = [0] * (slots - len(members))
+  split, rep = distributed.batch_sharded(mesh), distributed.replicated(mesh)
   longest = max(len(m.setup.prepared.train) for m in members)
-  series = jnp.asarray(np.stack([np.pad(m.setup.prepared.train,
-                                        ((0, longest - len(m.setup.prepared.train)), (0, 0)))
-                                 for m in members]))
-  _, tx = train.create_train_state(config, model, init_key=None, num_features=0,
-                                   steps_per_epoch=1, initial_params=initial_params)
-  step = train.step_function(model_lib, model, tx, window=window,
-                             compute_dtype=train_cfg.compute_dtype)
-  step_fn = jax.jit(functools.partial(_member_step, step=step), donate_argnums=0)
-  loss_fn = jax.jit(functools.partial(train._window_losses, model=model, model_lib=model_lib,
-                                      window=window))
-  states = train.stack_trees([m.state for m in members])
+  padded = [np.pad(m.setup.prepared.train, ((0, longest - len(m.setup.prepared.train)), (0, 0)))
+            for m in members]
+  series = distributed.put(np.stack(padded + [padded[i] for i in fill]), split)
+  states = distributed.put(train.stack_trees([m.state for m in members]
+                                             + [members[i].state for i in fill]), split)
   for m in members:
     m.state = None  # the stacked copy is the live one
+  _, tx = train.create_train_state(config, model, init_key=None, num_features=0,
+                                   steps_per_epoch=1, initial_params=initial_params)
+  member_step = train.step_function(model_lib, model, tx, window=window,
+                                    compute_dtype=train_cfg.compute_dtype)
+  step_fn = jax.jit(functools.partial(_member_step, step=member_step), donate_argnums=0,
+                    in_shardings=(split, split, split, rep, split), out_shardings=(split, split))
+  loss_fn = jax.jit(functools.partial(train._window_losses, model=model, model_lib=model_lib,
+                                      window=window))
 
   def save(index: int) -> None:
     m = members[index]
@@ -235,10 +245,10 @@ def fit(config: ml_collections.ConfigDict, setups: list[experiment.Setup],
   step = min((m.step for m in members if m.active), default=0)
   bar = tqdm.tqdm(total=max(m.total_steps for m in members), initial=step, desc="fleet",
                   unit="step", disable=not train_cfg.progress_bar)
-  epoch_losses = jnp.zeros((len(members),), jnp.float32)
-  starts = np.zeros((len(members), batch_size), np.int32)
+  epoch_losses = jnp.zeros((slots,), jnp.float32)
+  starts = np.zeros((slots, batch_size), np.int32)
   while any(m.active for m in members):
-    active = np.array([m.active for m in members])
+    active = np.array([m.active for m in members] + [False] * len(fill))
     for i, m in enumerate(members):
       if active[i]:
         epoch, index = divmod(step, m.steps_per_epoch)
@@ -248,7 +258,8 @@ def fit(config: ml_collections.ConfigDict, setups: list[experiment.Setup],
           if index == 0 or not m.epoch_start:
             m.epoch_start = time.perf_counter()
         starts[i] = m.setup.prepared.train_starts[m.order[index]]
-    states, losses = step_fn(states, series, jnp.asarray(starts), loop_key, jnp.asarray(active))
+    states, losses = step_fn(states, series, distributed.put(starts, split), loop_key,
+                             distributed.put(active, split))
     epoch_losses = epoch_losses + losses
     step += 1
     bar.update(1)
