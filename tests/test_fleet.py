@@ -1,12 +1,15 @@
 """Fleet training: each member equals its entity trained alone, and a fleet resumes."""
 
+import dataclasses
 import json
 import os
 import pathlib
 import subprocess
 import sys
+import types
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -120,3 +123,31 @@ def test_bad_fleet_requests_are_refused(data_root, tmp_path):
   with pytest.raises(ValueError, match="launch.train_fleet"):
     experiment.train_and_evaluate(synthetic, tmp_path)
   assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_a_diverging_member_stops_alone_and_stays_stopped_on_resume(tmp_path):
+  config = tiny.get_config()
+  config.optim.max_consecutive_nonfinite = 3
+  setups = []
+  for name in ("calm", "wild"):
+    member = tiny.get_config()
+    member.data.entity = name
+    setups.append(experiment.build(member))
+  setups[1].prepared.train[:, 0] = 1000.0  # marks the windows whose loss turns NaN
+  lib = setups[0].model_lib
+
+  def nan_on_marked(model, params, windows, *, rng, train):
+    value, aux = lib.loss(model, params, windows, rng=rng, train=train)
+    return value * jnp.where(train & (windows.max() > 500.0), jnp.nan, 1.0), aux
+
+  broken = types.SimpleNamespace(loss=nan_on_marked, score=lib.score, SCORES_EVERY_POINT=True)
+  setups = [dataclasses.replace(s, model_lib=broken) for s in setups]
+  run_dirs = [tmp_path / s.config.data.entity for s in setups]
+  calm, wild = fleet.fit(config, setups, run_dirs)
+  assert isinstance(calm, train.FitResult) and calm.finished
+  assert len(calm.history) == config.train.max_epochs and calm.nonfinite_steps == 0
+  assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(calm.params))
+  assert isinstance(wild, str) and "wild" in wild and "learning_rate" in wild
+  assert "diverged" in _history(run_dirs[1])[-1]
+  _, again = fleet.fit(config, setups, run_dirs)  # resumed: still diverged, not retrained
+  assert again == wild

@@ -171,6 +171,7 @@ def _restore(member: Member, step: int) -> None:
   history_path = member.run_dir / "metrics.json"
   member.history = (json.loads(history_path.read_text())[:member.step // member.steps_per_epoch]
                     if history_path.exists() else [])
+  member.error = member.history[-1].get("diverged", "") if member.history else ""
 
 
 def fit(config: ml_collections.ConfigDict, setups: list[experiment.Setup],
@@ -237,7 +238,7 @@ def fit(config: ml_collections.ConfigDict, setups: list[experiment.Setup],
     try:
       optim_lib.check_not_diverged(opt_state, config.optim)
     except FloatingPointError as error:
-      m.error = f"{m.name}: {error}"
+      m.error = record["diverged"] = f"{m.name}: {error}"
     record["seconds"] = time.perf_counter() - m.epoch_start
     m.history.append(record)
     runs.write_json(m.run_dir / "metrics.json", m.history)
