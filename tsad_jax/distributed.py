@@ -35,7 +35,9 @@ def put(tree, sharding: NamedSharding):
   """Global arrays of `tree`'s leaves laid out as `sharding`.
 
   Leaves are host values, the same on every process; each process copies only
-  the parts its own devices hold. Arrays already laid out so are kept.
+  the parts its own devices hold. Arrays already laid out so are kept. Do not
+  change a host array after putting it: on CPU the device array may share its
+  memory while a step that reads it is still running.
   """
   def one(x):
     if isinstance(x, jax.Array) and x.sharding.is_equivalent_to(sharding, x.ndim):

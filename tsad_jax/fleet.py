@@ -247,9 +247,11 @@ def fit(config: ml_collections.ConfigDict, setups: list[experiment.Setup],
   bar = tqdm.tqdm(total=max(m.total_steps for m in members), initial=step, desc="fleet",
                   unit="step", disable=not train_cfg.progress_bar)
   epoch_losses = jnp.zeros((slots,), jnp.float32)
-  starts = np.zeros((slots, batch_size), np.int32)
   while any(m.active for m in members):
     active = np.array([m.active for m in members] + [False] * len(fill))
+    # A new array every step: on CPU the device array may alias this memory while the
+    # step, dispatched asynchronously, still reads it.
+    starts = np.zeros((slots, batch_size), np.int32)
     for i, m in enumerate(members):
       if active[i]:
         epoch, index = divmod(step, m.steps_per_epoch)
