@@ -20,8 +20,13 @@ ORACLE = "best_f1_oracle"
 
 
 def _mean(per_entity: dict[str, dict[str, float]]) -> dict[str, float]:
+  """Mean of each figure over the entities that have it (NaN: undefined there)."""
   keys = next(iter(per_entity.values())).keys()
-  return {k: float(np.nanmean([v[k] for v in per_entity.values()])) for k in keys}
+  out = {}
+  for k in keys:
+    defined = [v[k] for v in per_entity.values() if not np.isnan(v[k])]
+    out[k] = float(np.mean(defined)) if defined else float("nan")
+  return out
 
 
 def pooled_counts(labels: Sequence[np.ndarray], preds: Sequence[np.ndarray]) -> dict[str, float]:
