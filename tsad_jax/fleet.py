@@ -206,8 +206,8 @@ def fit(config: ml_collections.ConfigDict, setups: list[experiment.Setup],
                                              + [members[i].state for i in fill]), split)
   for m in members:
     m.state = None  # the stacked copy is the live one
-  _, tx = train.create_train_state(config, model, init_key=None, num_features=0,
-                                   steps_per_epoch=1, initial_params=initial_params)
+  # One update function for all: each member's epoch length lives in its optimizer state.
+  tx = optim_lib.make_optimizer(config.optim, steps_per_epoch=1, total_steps=1)
   member_step = train.step_function(model_lib, model, tx, window=window,
                                     compute_dtype=train_cfg.compute_dtype)
   step_fn = jax.jit(functools.partial(_member_step, step=member_step), donate_argnums=0,
