@@ -99,6 +99,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval.baselines = "zscore,pca"
   config.eval.pca_variance = 0.95
   config.eval.plots = True
+  config.eval.residual_plots = 20  # models with residual matrices: heatmaps per entity, at most
 
   config.threshold = ml_collections.ConfigDict()
   # Also: spot (streaming POT; refits on every new peak, minutes on long drifting

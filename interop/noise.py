@@ -22,7 +22,7 @@ class Recorder:
     if kwargs.get("mutable"):
       raise ValueError("Recorder.apply: the model file asked for mutable collections itself.")
     out, state = self.model.apply(variables, *args, mutable=["noise"], **kwargs)
-    self.calls.append(jax.tree.map(np.asarray, state.get("noise", {})))
+    self.calls.append(state.get("noise", {}))
     return out
 
   def __getattr__(self, name):
@@ -30,11 +30,16 @@ class Recorder:
 
 
 def record(fn, model, *args, **kwargs) -> tuple[object, list[dict]]:
-  """Runs `fn(recorder, *args, **kwargs)` eagerly; returns its output and the draws.
+  """Runs `fn(recorder, *args, **kwargs)` compiled; returns its output and the draws.
 
-  `fn` is a model file's `loss` or `score`. It must call `apply` outside any
-  jax transformation, since the recorder keeps concrete arrays.
+  `fn` is a model file's `loss` or `score`; `args` are arrays (parameters,
+  windows), `kwargs` anything (they are fixed into the compiled function). It
+  must call `apply` outside any jax transformation of its own.
   """
-  recorder = Recorder(model)
-  out = fn(recorder, *args, **kwargs)
-  return out, recorder.calls
+
+  def run(*arrays):
+    recorder = Recorder(model)
+    return fn(recorder, *arrays, **kwargs), recorder.calls
+
+  out, calls = jax.jit(run)(*args)
+  return out, jax.tree.map(np.asarray, calls)

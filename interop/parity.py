@@ -149,7 +149,8 @@ def compare(pair: Pair, windows: np.ndarray, *, seed: int = 0) -> list[Differenc
   loss_torch.backward()
   diffs.append(difference("loss", loss, loss_torch.detach().numpy(), tolerance=OUTPUT_ATOL))
 
-  grads = jax.grad(lambda p: lib.loss(model, p, x, rng=loss_key, train=True)[0])(params)
+  grads = jax.jit(jax.grad(lambda p: lib.loss(model, p, x, rng=loss_key, train=True)[0]))(
+      params)
   grads_torch = {k: (p.grad.numpy() if p.grad is not None else np.zeros(p.shape, np.float32))
                  for k, p in pair.module.named_parameters()}
   for k, g in convert.flax_to_torch(grads, pair.entries).items():
@@ -184,8 +185,13 @@ def adam_step(pair: Pair, windows: np.ndarray, *, learning_rate: float = 1e-3,
   _, draws = noise_lib.record(pair.model_lib.loss, pair.model, pair.params, x, rng=loss_key,
                               train=True)
   tx = optax.adam(learning_rate)
-  updates, _ = tx.update(jax.grad(loss_fn)(pair.params), tx.init(pair.params), pair.params)
-  stepped = convert.flax_to_torch(optax.apply_updates(pair.params, updates), pair.entries)
+
+  @jax.jit
+  def adam(params):
+    updates, _ = tx.update(jax.grad(loss_fn)(params), tx.init(params), params)
+    return optax.apply_updates(params, updates)
+
+  stepped = convert.flax_to_torch(adam(pair.params), pair.entries)
 
   optimizer = torch.optim.Adam(pair.module.parameters(), lr=learning_rate)
   optimizer.zero_grad()

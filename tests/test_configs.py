@@ -32,7 +32,9 @@ def test_config_builds_and_steps(name):
   series = jnp.linspace(0.0, 1.0, 60).reshape(20, 3)
   state, loss = step(state, series, jnp.array([0, 4, 12]), jax.random.PRNGKey(1))
   assert jnp.isfinite(loss) and int(state.step) == 1
-  scores = lib.score(model, state.params, series[None, :8], rng=jax.random.PRNGKey(2))
+  score = jax.jit(lambda params, windows: lib.score(model, params, windows,
+                                                   rng=jax.random.PRNGKey(2)))
+  scores = score(state.params, series[None, :8])
   assert scores.shape[0] == 1 and scores.shape[-1] == 3
   assert scores.shape[1] == (8 if lib.SCORES_EVERY_POINT else 1)
 

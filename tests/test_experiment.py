@@ -113,6 +113,10 @@ def test_bad_config_value_is_a_clear_error(tmp_path):
   config.eval.point_rule = "first"
   with pytest.raises(ValueError, match="eval.point_rule"):
     experiment.build(config)
+  config = _tiny()
+  config.eval.residual_plots = -1
+  with pytest.raises(ValueError, match="eval.residual_plots=-1 must be an integer >= 0"):
+    experiment.build(config)
 
 
 def test_detector_fit_decision_function_predict(tmp_path):

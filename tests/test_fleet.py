@@ -6,7 +6,6 @@ import os
 import pathlib
 import subprocess
 import sys
-import types
 
 import jax
 import jax.numpy as jnp
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 
 from configs import tiny
+from tests import fakes
 from tsad_jax import experiment
 from tsad_jax import fleet
 from tsad_jax import train
@@ -140,7 +140,7 @@ def test_a_diverging_member_stops_alone_and_stays_stopped_on_resume(tmp_path):
     value, aux = lib.loss(model, params, windows, rng=rng, train=train)
     return value * jnp.where(train & (windows.max() > 500.0), jnp.nan, 1.0), aux
 
-  broken = types.SimpleNamespace(loss=nan_on_marked, score=lib.score, SCORES_EVERY_POINT=True)
+  broken = fakes.model_file(loss=nan_on_marked, score=lib.score, SCORES_EVERY_POINT=True)
   setups = [dataclasses.replace(s, model_lib=broken) for s in setups]
   run_dirs = [tmp_path / s.config.data.entity for s in setups]
   calm, wild = fleet.fit(config, setups, run_dirs)

@@ -213,6 +213,7 @@ def test_short_real_smd_run(tmp_path, data_root):
   config.train.progress_bar = False
   config.eval.batch_size = 256
   config.eval.baselines = "zscore"
+  config.eval.residual_plots = 3
   run_dir = experiment.train_and_evaluate(config, tmp_path)
   summary = experiment.load_summary(run_dir)
   assert summary["model"] == "mscred" and summary["entities"] == ["machine-1-6"]
@@ -226,6 +227,6 @@ def test_short_real_smd_run(tmp_path, data_root):
   assert len(changes) <= (23689 - 19) // 20 + 1
   assert (run_dir / "plots" / "score_machine-1-6.png").exists()
   threshold = summary["thresholds"]["pot"]["mean"]["threshold"]
-  detected = plots.top_detected_segments(scores.sum(axis=1), threshold, limit=20)
+  detected = plots.top_detected_segments(scores.sum(axis=1), threshold, limit=3)
   heatmaps = sorted((run_dir / "plots").glob("residual_machine-1-6_*.png"))
-  assert len(heatmaps) == len(detected)
+  assert len(heatmaps) == len(detected) == 3

@@ -1,6 +1,5 @@
 """The scorer maps window scores to exactly one score per timestep."""
 
-import types
 
 import jax
 import jax.numpy as jnp
@@ -8,6 +7,7 @@ import numpy as np
 from numpy.testing import assert_allclose
 import pytest
 
+from tests import fakes
 from tsad_jax import scoring
 
 
@@ -18,7 +18,7 @@ def _position_model(scores_every_point: bool):
     del model, params, rng
     return windows if scores_every_point else windows[:, -1:]
 
-  return types.SimpleNamespace(score=score, SCORES_EVERY_POINT=scores_every_point)
+  return fakes.model_file(score=score, SCORES_EVERY_POINT=scores_every_point)
 
 
 def test_last_rule_gives_each_timestep_its_own_value():
@@ -45,7 +45,7 @@ def test_mean_rule_counts_each_covering_window():
   def score(model, params, windows, *, rng):
     return jnp.ones_like(windows) * windows[:, :1]  # every point gets its window's start value
 
-  lib = types.SimpleNamespace(score=score, SCORES_EVERY_POINT=True)
+  lib = fakes.model_file(score=score, SCORES_EVERY_POINT=True)
   series = np.arange(5, dtype=np.float32)[:, None]
   got = scoring.Scorer(lib, None, window=3, batch_size=2, rule="mean")(
       None, series, [5], jax.random.PRNGKey(0))[:, 0]
@@ -84,7 +84,7 @@ def test_mean_rule_with_a_score_of_several_parts():
     del model, params, rng
     return jnp.stack([windows, 2.0 * windows], axis=2)  # (B, W, 2, D)
 
-  lib = types.SimpleNamespace(score=score_parts, SCORES_EVERY_POINT=True)
+  lib = fakes.model_file(score=score_parts, SCORES_EVERY_POINT=True)
   series = np.arange(26, dtype=np.float32).reshape(13, 2)
   for rule in ("mean", "last"):
     got = scoring.Scorer(lib, None, window=4, batch_size=3, rule=rule)(
@@ -104,3 +104,18 @@ def test_mean_rule_with_a_stride_holds_last_point_scores():
 def test_stride_must_be_positive():
   with pytest.raises(ValueError, match="stride"):
     scoring.Scorer(_position_model(False), None, window=4, batch_size=2, stride=0)
+
+
+def test_series_of_one_power_of_two_bucket_share_one_compilation():
+  model_lib = _position_model(True)
+  rng = np.random.default_rng(0)
+  key = jax.random.PRNGKey(0)
+  scoring._score_windows.clear_cache()
+  for length in (40, 57, 64):  # all padded to 64 rows on the device
+    series = rng.normal(size=(length, 2)).astype(np.float32)
+    got = scoring.Scorer(model_lib, None, window=5, batch_size=4)(None, series, [length], key)
+    assert_allclose(got, series)
+  assert scoring._score_windows._cache_size() == 1
+  series = rng.normal(size=(65, 2)).astype(np.float32)  # the next bucket: 128 rows
+  scoring.Scorer(model_lib, None, window=5, batch_size=4)(None, series, [65], key)
+  assert scoring._score_windows._cache_size() == 2

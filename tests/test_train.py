@@ -1,6 +1,5 @@
 """The shared training loop: resume, non-finite steps, early stopping, checkpoints."""
 
-import types
 
 import jax
 import jax.numpy as jnp
@@ -10,6 +9,7 @@ import pytest
 
 from configs import common
 from configs import tiny
+from tests import fakes
 from tsad_jax import experiment
 from tsad_jax import models
 from tsad_jax import train
@@ -79,7 +79,7 @@ def test_nonfinite_steps_are_skipped_and_counted(tmp_path):
     poisoned = train & (jax.random.uniform(jax.random.fold_in(rng, 7)) < 0.3)
     return value * jnp.where(poisoned, jnp.nan, 1.0), aux  # NaN gradients too
 
-  flaky = types.SimpleNamespace(loss=flaky_loss, score=lib.score, SCORES_EVERY_POINT=True)
+  flaky = fakes.model_file(loss=flaky_loss, score=lib.score, SCORES_EVERY_POINT=True)
   result = train.fit(config, prepared, tmp_path, model_lib=flaky, model=model)
   _, loop_key = jax.random.split(jax.random.PRNGKey(config.seed))
   expected = sum(
@@ -122,7 +122,7 @@ def test_a_diverged_run_stops_with_a_clear_error(tmp_path):
     value, aux = lib.loss(model, params, windows, rng=rng, train=train)
     return value * jnp.where(train, jnp.nan, 1.0), aux
 
-  broken = types.SimpleNamespace(loss=nan_loss, score=lib.score, SCORES_EVERY_POINT=True)
+  broken = fakes.model_file(loss=nan_loss, score=lib.score, SCORES_EVERY_POINT=True)
   with pytest.raises(FloatingPointError, match="learning_rate"):
     train.fit(config, prepared, tmp_path, model_lib=broken, model=model)
 
@@ -150,6 +150,7 @@ def test_bfloat16_compute_keeps_float32_parameters_and_tracks_the_float32_loss(t
     config = tiny.get_config()
     if model != "lstm_ae":
       config = getattr(common, model)(config)
+      config.model.update({"d_model": 16, "n_heads": 2, "num_layers": 1, "d_ff": 32})
     config.train.compute_dtype = dtype
     setup = experiment.build(config)
     result = train.fit(config, setup.prepared, tmp_path / dtype, model_lib=setup.model_lib,

@@ -60,6 +60,10 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   if config.data.window < 2:
     raise ValueError(f"config.data.window must be >= 2, got {config.data.window}.")
   feature_scaling.check(config.eval.feature_scaling, config.eval.scaling_floor)
+  plots_limit = config.eval.residual_plots
+  if isinstance(plots_limit, bool) or not isinstance(plots_limit, int) or plots_limit < 0:
+    raise ValueError(f"config.eval.residual_plots={plots_limit!r} must be an integer >= 0 (the "
+                     "most residual heatmaps drawn per entity).")
 
 
 def build(config: ml_collections.ConfigDict) -> Setup:
@@ -163,14 +167,14 @@ def _plot(setup, plot_dir, names, labels, per_feature, summary, history, params=
     _residual_plots(setup, params, plot_dir, names, per_feature, thresholds)
 
 
-def _residual_plots(setup, params, plot_dir, names, per_feature, thresholds, *,
-                    limit: int = 20) -> None:
+def _residual_plots(setup, params, plot_dir, names, per_feature, thresholds) -> None:
   """One residual heatmap per detected segment (MSCRED's root-cause view).
 
-  For each entity, the segments above its threshold (at most `limit`, the
-  highest-peaking first) get the residual matrix of the window ending at the
-  segment's highest-scoring point.
+  For each entity, the segments above its threshold (at most
+  `config.eval.residual_plots`, the highest-peaking first) get the residual
+  matrix of the window ending at the segment's highest-scoring point.
   """
+  limit = setup.config.eval.residual_plots
   key = jax.random.fold_in(jax.random.PRNGKey(setup.config.seed), 2)
   residual_fn = jax.jit(
       lambda p, w: setup.model_lib.residual_matrices(setup.model, p, w, rng=key))

@@ -5,6 +5,11 @@ How window scores become timestep scores is documented in
 every k-th window of a segment (and its last one) is scored; a timestep no
 scored window reaches takes the score of the latest scored point before it
 (causal hold), or of the first one for the points before that.
+
+The compiled score function is shared by every Scorer of an equal model, and a
+series is padded to the next power of two before it goes to the device (no
+window reaches the padding), so scoring many series of one shape, such as a
+fleet's members, compiles once.
 """
 
 import functools
@@ -15,12 +20,16 @@ import numpy as np
 
 from tsad_jax.data import windows as windows_lib
 
+_STATIC = ("model", "model_lib", "window")
 
+
+@functools.partial(jax.jit, static_argnames=_STATIC)
 def _score_windows(params, series, starts, key, *, model, model_lib, window):
   score_fn = getattr(model_lib, "score_parts", model_lib.score)  # see models/__init__.py
   return score_fn(model, params, windows_lib.take_windows(series, starts, window), rng=key)
 
 
+@functools.partial(jax.jit, static_argnames=_STATIC, donate_argnums=(0, 1))
 def _accumulate(totals, counts, params, series, starts, key, *, model, model_lib, window):
   """Adds every scored point of the windows at `starts` into running sums."""
   scores = _score_windows(params, series, starts, key, model=model, model_lib=model_lib,
@@ -46,6 +55,12 @@ def hold_scores(ends: np.ndarray, scores: np.ndarray, *, length: int, window: in
   """
   latest = np.searchsorted(ends, np.arange(window - 1, length), side="right") - 1
   return scores[latest]
+
+
+def pad_to_power_of_two(series: np.ndarray) -> np.ndarray:
+  """(T, ...) -> (2^k, ...) with 2^k >= T, zero rows appended."""
+  padded = 1 << max(len(series) - 1, 0).bit_length()
+  return np.pad(series, [(0, padded - len(series))] + [(0, 0)] * (series.ndim - 1))
 
 
 def fill_unscored(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -75,8 +90,8 @@ class Scorer:
     self.window, self.batch_size, self.rule, self.stride = window, batch_size, rule, stride
     self.model_lib = model_lib
     kwargs = dict(model=model, model_lib=model_lib, window=window)
-    self._windows = jax.jit(functools.partial(_score_windows, **kwargs))
-    self._accumulate = jax.jit(functools.partial(_accumulate, **kwargs), donate_argnums=(0, 1))
+    self._windows = functools.partial(_score_windows, **kwargs)
+    self._accumulate = functools.partial(_accumulate, **kwargs)
 
   def _batches(self, starts: np.ndarray):
     for begin in range(0, len(starts), self.batch_size):
@@ -96,7 +111,7 @@ class Scorer:
       (T, ...) float32 scores: (T, D), or (T,) + the trailing shape of the
       model's window scores when it has more axes.
     """
-    device_series = jnp.asarray(series)
+    device_series = jnp.asarray(pad_to_power_of_two(series))
     if self.rule == "mean":
       return self._mean_rule(params, device_series, lengths, key)
     parts, offset = [], 0
@@ -123,7 +138,8 @@ class Scorer:
       if size < self.batch_size:  # padding repeats windows; score the tail on its own
         batch = batch[:size]
       totals, counts = self._accumulate(totals, counts, params, device_series, batch, key)
-    totals, counts = np.asarray(totals), np.asarray(counts)
+    end = sum(lengths)
+    totals, counts = np.asarray(totals)[:end], np.asarray(counts)[:end]
     means = totals / np.maximum(counts, 1.0).reshape((-1,) + (1,) * (totals.ndim - 1))
     bounds = np.cumsum([0, *lengths])
     parts = [fill_unscored(means[begin:end], counts[begin:end])

@@ -64,7 +64,7 @@ def init_params(model, *, key: jax.Array, window: int, num_features: int):
   params_key, dropout_key, sample_key = jax.random.split(key, 3)
   dummy = jnp.zeros((1, getattr(model, "lookback", window), num_features), jnp.float32)
   rngs = {"params": params_key, "dropout": dropout_key, "sample": sample_key}
-  return model.init(rngs, dummy)["params"]
+  return jax.jit(model.init)(rngs, dummy)["params"]  # one compilation, not one per operation
 
 
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
