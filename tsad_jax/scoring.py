@@ -138,8 +138,8 @@ class Scorer:
       if size < self.batch_size:  # padding repeats windows; score the tail on its own
         batch = batch[:size]
       totals, counts = self._accumulate(totals, counts, params, device_series, batch, key)
-    end = sum(lengths)
-    totals, counts = np.asarray(totals)[:end], np.asarray(counts)[:end]
+    unpadded = sum(lengths)
+    totals, counts = np.asarray(totals)[:unpadded], np.asarray(counts)[:unpadded]
     means = totals / np.maximum(counts, 1.0).reshape((-1,) + (1,) * (totals.ndim - 1))
     bounds = np.cumsum([0, *lengths])
     parts = [fill_unscored(means[begin:end], counts[begin:end])
