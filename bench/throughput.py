@@ -1,6 +1,6 @@
 """Speed: every model in JAX and PyTorch, fleet vs sequential, devices, scoring memory.
 
-  python -m bench.throughput [--sections=models,phases,fleet,devices,memory,full_run]
+  python -m bench.throughput [--sections=models,phases,profile,fleet,devices,memory,full_run]
       [--configs=smd_lstmae,smd_omni,...] [--entity=machine-1-6] [--steps=20]
       [--score_batches=10] [--torch] [--fleet_config=smd_omni] [--fleet_entities=all]
       [--fleet_epochs=2] [--out=docs/PERFORMANCE.md]
@@ -17,6 +17,8 @@ Needs the data ($TSAD_JAX_DATA_ROOT or data.root). Sections:
   JAX / PyTorch: above 1, JAX is faster.
 - phases: milliseconds of the forward pass, the backward pass and the whole
   step in both frameworks.
+- profile: JAX's train step under XLA's profiler, its time by op kind (see
+  bench/profile.py).
 - fleet, devices, memory, full_run (MTAD-GAT's whole run against the public
   PyTorch port's): see bench/scale.py.
 With --out each section goes to docs/performance/<section>.md and the report
@@ -34,6 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bench import profile
 from bench import scale
 from interop import parity
 from tsad_jax import experiment
@@ -286,7 +289,7 @@ def table(rows: list[Row]) -> str:
   return "\n".join(lines)
 
 
-SECTIONS = ("models", "phases", "fleet", "devices", "memory", "full_run")
+SECTIONS = ("models", "phases", "profile", "fleet", "devices", "memory", "full_run")
 NOTES = "notes"  # docs/performance/notes.md: written by hand, appended to the report
 
 
@@ -318,6 +321,7 @@ def main(argv):
                                                  args.fleet_epochs),
       "devices": lambda: scale.devices(args.fleet_config, args.entity, args.steps),
       "phases": lambda: phases_section(args.configs, args.entity, args.steps),
+      "profile": lambda: profile.profile_section(args.configs, args.entity, args.steps),
       "memory": lambda: scale.scoring_memory(args.configs, _longest_test(args.entity)),
       "full_run": lambda: scale.full_run("smd_mtadgat", args.entity),
   }
