@@ -7,7 +7,8 @@ Without --step it scores the run's best (lowest validation loss) parameters,
 as training did, and compares with the run's summary.json; with --step=N it
 scores the parameters saved at step N. --override changes fields that only
 affect scoring, thresholds and metrics (tsad_jax/runs.py RESCORING_FIELDS), so
-a trained model can be re-scored another way without retraining. Results go
+a trained model can be re-scored another way without retraining. Fields added
+to configs/common.py after the run was saved take their defaults. Results go
 to <run>/evaluations/.
 """
 
@@ -17,6 +18,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from configs import common
 from tsad_jax import experiment
 
 _RUN = flags.DEFINE_string("run", None, "Run folder written by launch.train.")
@@ -30,7 +32,8 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)  # keep orbax's per-save INFO lines off the terminal
   summary, out_dir = experiment.evaluate_run(_RUN.value, step=_STEP.value,
-                                             overrides=tuple(_OVERRIDE.value))
+                                             overrides=tuple(_OVERRIDE.value),
+                                             defaults=common.get_config())
   print(f"Evaluation written to {out_dir}")
   print(experiment.headline(summary))
   if _STEP.value is None and not _OVERRIDE.value:

@@ -94,6 +94,25 @@ def test_launchers_train_then_evaluate(tmp_path):
   evaluate = subprocess.run([sys.executable, "-m", "launch.evaluate", f"--run={run_dir}"],
                             capture_output=True, text=True, check=True)
   assert "Reproduces the run's summary.json" in evaluate.stdout
+  # A run saved before eval.residual_plots and train.compute_dtype existed still evaluates.
+  saved = json.loads((run_dir / "config.json").read_text())
+  del saved["eval"]["residual_plots"], saved["train"]["compute_dtype"]
+  (run_dir / "config.json").write_text(json.dumps(saved))
+  evaluate = subprocess.run([sys.executable, "-m", "launch.evaluate", f"--run={run_dir}"],
+                            capture_output=True, text=True, check=True)
+  assert "Reproduces the run's summary.json" in evaluate.stdout
+
+
+def test_missing_fields_take_defaults_and_saved_values_stay():
+  saved = tiny.get_config()
+  del saved.eval["residual_plots"]
+  saved.eval.batch_size, saved.model.hidden_size = 7, 5
+  defaults = tiny.get_config()
+  defaults.model.new_model_field = 1
+  merged = runs.add_missing_fields(saved, defaults)
+  assert merged.eval.residual_plots == defaults.eval.residual_plots
+  assert merged.eval.batch_size == 7 and merged.model.hidden_size == 5
+  assert "new_model_field" not in merged.model and "residual_plots" not in saved.eval
 
 
 def test_bad_config_value_is_a_clear_error(tmp_path):

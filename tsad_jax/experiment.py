@@ -250,16 +250,21 @@ def initial_params(setup: Setup):
 
 
 def evaluate_run(run_dir: str | pathlib.Path, *, step: int | None = None,
-                 overrides: tuple[str, ...] = ()) -> tuple[dict, pathlib.Path]:
+                 overrides: tuple[str, ...] = (),
+                 defaults: ml_collections.ConfigDict | None = None) -> tuple[dict, pathlib.Path]:
   """Re-scores a saved run: the best parameters, or those at `step`.
 
   `overrides` ("model.gamma=0.5", "threshold.pot_q=1e-4") change scoring-only
-  fields (runs.RESCORING_FIELDS). Writes scores, summary.json and the config
+  fields (runs.RESCORING_FIELDS). `defaults` (configs/common.py's config) fills
+  in fields newer than the run. Writes scores, summary.json and the config
   used into `<run_dir>/evaluations/<best|step-N>[+overrides]/`, never over the
   run's own files, and returns (summary, that folder).
   """
   run_dir = pathlib.Path(run_dir)
-  config = runs.rescoring_config(runs.load_config(run_dir), list(overrides))
+  config = runs.load_config(run_dir)
+  if defaults is not None:
+    config = runs.add_missing_fields(config, defaults)
+  config = runs.rescoring_config(config, list(overrides))
   setup = build(config)
   params = train.load_params(run_dir, step=step)
   train.check_params_fit(params, setup.model, window=config.data.window,

@@ -106,6 +106,27 @@ def load_config(run_dir: str | pathlib.Path) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(json.loads(path.read_text()))
 
 
+def add_missing_fields(config: ml_collections.ConfigDict,
+                       defaults: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """A copy of a saved run's config with every field of `defaults` it lacks.
+
+  Fields added to the library after a run was saved take their default, which
+  keeps the behaviour the run was made with. The model section is left as
+  saved: its fields belong to the run's model, not to the defaults' one.
+  """
+
+  def add(saved: dict, default: dict) -> None:
+    for key, value in default.items():
+      if key not in saved:
+        saved[key] = value
+      elif isinstance(value, dict) and isinstance(saved[key], dict):
+        add(saved[key], value)
+
+  merged = config.to_dict()
+  add(merged, {k: v for k, v in defaults.to_dict().items() if k != "model"})
+  return ml_collections.ConfigDict(merged)
+
+
 # Fields that change how a trained model's scores are combined, thresholded and
 # reported, never its parameters: a saved run may be re-scored with other values.
 RESCORING_FIELDS = ("threshold.", "eval.", "model.gamma", "model.scale_scores",
