@@ -21,7 +21,6 @@ import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from tsad_jax import experiment
 from tsad_jax import train
@@ -110,11 +109,11 @@ def profile_training(name: str, entity: str, steps: int, trace_dir: pathlib.Path
                                        num_features=setup.prepared.num_features,
                                        steps_per_epoch=100)
   step = train.make_train_step(setup.model_lib, setup.model, tx, window=config.data.window)
+  from bench import throughput  # noqa: PLC0415  (throughput imports this module)
+
   series, key = jnp.asarray(setup.prepared.train), jax.random.PRNGKey(1)
-  starts = setup.prepared.train_starts
-  batch = config.train.batch_size
-  batches = [jnp.asarray(starts[(i * batch + np.arange(batch)) % len(starts)])
-             for i in range(steps + 2)]
+  batches = [jnp.asarray(b) for b in throughput.batches(setup, steps + 2,
+                                                         config.train.batch_size)]
   for b in batches[:2]:  # compilation and warm-up
     state, loss = step(state, series, b, key)
   loss.block_until_ready()

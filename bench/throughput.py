@@ -75,7 +75,7 @@ class Row:
   score_torch: float | None = None
 
 
-def _batches(setup: experiment.Setup, count: int, batch: int, seed: int = 0) -> list[np.ndarray]:
+def batches(setup: experiment.Setup, count: int, batch: int, seed: int = 0) -> list[np.ndarray]:
   """`count` batches of `batch` training window starts, in training order."""
   starts = setup.prepared.train_starts
   order = train.epoch_order(seed, 0, len(starts), batch)
@@ -112,12 +112,12 @@ def jax_rates(setup: experiment.Setup, params, steps: int, score_batches: int):
     holder["state"], loss = step_fn(holder["state"], series, jnp.asarray(starts), loop_key)
     loss.block_until_ready()
 
-  train_rate = batch / _timed(train_step, _batches(setup, steps + 2, batch))
+  train_rate = batch / _timed(train_step, batches(setup, steps + 2, batch))
 
   eval_batch = config.eval.batch_size
   score_fn = jax.jit(lambda p, w: setup.model_lib.score(setup.model, p, w,
                                                         rng=jax.random.PRNGKey(2)))
-  windows = [jnp.asarray(_windows(setup, s)) for s in _batches(setup, score_batches + 2,
+  windows = [jnp.asarray(_windows(setup, s)) for s in batches(setup, score_batches + 2,
                                                                eval_batch, seed=1)]
   score_rate = eval_batch / _timed(lambda w: score_fn(params, w).block_until_ready(), windows)
 
@@ -146,7 +146,7 @@ def torch_rates(setup: experiment.Setup, pair, steps: int, score_batches: int):
                                 **kwargs)
     return jax.tree.map(lambda a: torch.from_numpy(np.array(a)), calls)
 
-  train_windows = [_windows(setup, s) for s in _batches(setup, steps + 2, batch)]
+  train_windows = [_windows(setup, s) for s in batches(setup, steps + 2, batch)]
   train_noise = draws(lib.loss, train_windows[0], train=True)
   optimizer = torch.optim.Adam(module.parameters(), lr=config.optim.learning_rate)
   module.train()
@@ -158,7 +158,7 @@ def torch_rates(setup: experiment.Setup, pair, steps: int, score_batches: int):
 
   train_rate = batch / _timed(train_step, train_windows)
 
-  score_windows = [_windows(setup, s) for s in _batches(setup, score_batches + 2, eval_batch,
+  score_windows = [_windows(setup, s) for s in batches(setup, score_batches + 2, eval_batch,
                                                         seed=1)]
   score_noise = draws(lib.score, score_windows[0])
   module.eval()
@@ -204,14 +204,14 @@ def phases(name: str, entity: str, steps: int) -> dict[str, float]:
   pair = parity.make_pair(config.model, num_features=setup.prepared.num_features,
                           window=config.data.window)
   lib, model, params, key = setup.model_lib, setup.model, pair.params, jax.random.PRNGKey(3)
-  windows = [_windows(setup, s) for s in _batches(setup, steps + 2, config.train.batch_size)]
+  windows = [_windows(setup, s) for s in batches(setup, steps + 2, config.train.batch_size)]
   loss = lambda p, w: lib.loss(model, p, w, rng=key, train=True)[0]
   forward, grad = jax.jit(loss), jax.jit(jax.grad(loss))
   state, tx = train.create_train_state(config, model, init_key=None,
                                        num_features=setup.prepared.num_features,
                                        steps_per_epoch=100, initial_params=params)
   step = train.make_train_step(lib, model, tx, window=config.data.window)
-  series, starts = jnp.asarray(setup.prepared.train), _batches(setup, steps + 2,
+  series, starts = jnp.asarray(setup.prepared.train), batches(setup, steps + 2,
                                                                config.train.batch_size)
   holder = {"state": state}
 
