@@ -113,11 +113,12 @@ def run_job(job: str, entity: str) -> pathlib.Path:
       print(f"[{job} {entity}] training into {run_dir}", flush=True)
       experiment.train_and_evaluate(config, _WORKDIR.value)
     return run_dir
-  overrides = runs.rescoring_overrides(runs.load_config(run_dir), config)
+  saved = runs.add_missing_fields(runs.load_config(run_dir), config)  # fields newer than the run
+  overrides = runs.rescoring_overrides(saved, config)
   out_dir = experiment.evaluation_folder(run_dir, overrides=overrides) if overrides else run_dir
   if not (out_dir / "summary.json").exists() and not _REPORT_ONLY.value:
     print(f"[{job} {entity}] re-scoring {run_dir} with {' '.join(overrides)}", flush=True)
-    experiment.evaluate_run(run_dir, overrides=overrides)
+    experiment.evaluate_run(run_dir, overrides=overrides, defaults=config)
   return out_dir
 
 
