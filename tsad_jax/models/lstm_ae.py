@@ -103,10 +103,8 @@ class LSTMAutoencoder(nn.Module):
                      return_carry=True, name="encoder")
     (_, code), _ = encoder(windows)
     code = nn.Dropout(self.dropout, deterministic=not train)(code)
-    repeated = jnp.repeat(code[:, None, :], length, axis=1)
-    decoder = nn.RNN(layers.LSTMCell(self.hidden_size, name="decoder_cell"),
-                     return_carry=True, name="decoder")
-    (_, decoder_state), decoded = decoder(repeated)
+    decoder = layers.RepeatedInputLSTM(self.hidden_size, length=length, name="decoder_cell")
+    (_, decoder_state), decoded = decoder(code)
     reconstruction = nn.Dense(self.num_features, name="output")(decoded)
     if self.output_sigmoid:
       reconstruction = nn.sigmoid(reconstruction)
