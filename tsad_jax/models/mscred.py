@@ -318,21 +318,22 @@ def loss(model, params, windows, *, rng, train):
   return mse, {"mse": mse}
 
 
-def _squared_residual(model, params, windows) -> jax.Array:
+def squared_residual(model, params, windows) -> jax.Array:
+  """(B, D, D, n_scales): the last step's squared residual per scale."""
   out = model.apply({"params": params}, windows)
-  return jnp.square(out["target"] - out["reconstruction"])  # (B, D, D, n_scales)
+  return jnp.square(out["target"] - out["reconstruction"])
 
 
 def residual_matrices(model, params, windows, *, rng) -> jax.Array:
   """(B, D, D): the last step's squared residual, summed over the scales."""
   del rng
-  return _squared_residual(model, params, windows).sum(axis=-1)
+  return squared_residual(model, params, windows).sum(axis=-1)
 
 
 def score(model, params, windows, *, rng):
   """(B, 1, D): per feature i, row i's squared residual total or count of broken entries."""
   del rng
-  residual = _squared_residual(model, params, windows)
+  residual = squared_residual(model, params, windows)
   if model.score_mode == "count":
     residual = (residual > model.residual_threshold).astype(jnp.float32)
   return residual.sum(axis=(2, 3))[:, None, :]
