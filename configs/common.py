@@ -213,6 +213,7 @@ def mscred(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   config.model.filters = "32,64,128,256"  # the 4 encoder levels
   config.model.score_mode = "residual"  # residual | count (the paper's broken entries)
   config.model.residual_threshold = 0.005  # count: a broken entry's squared residual
+  config.model.score_scales = ""  # scales the score reads: "" all; "10" the reference code's
   config.model.score_stride = 10  # score every 10th window; points in between hold
   return config
 

@@ -95,3 +95,17 @@ def test_one_adam_step_matches(case):
   moved = [k for k, v in pair.module.state_dict().items() if not torch.equal(v, before[k])]
   assert moved, "the Adam step changed no parameter"
   assert all(d.ok for d in diffs), parity.report(diffs)
+
+
+def test_mscred_twin_reads_the_same_chosen_scales():
+  model_config, window = _model_config("mscred")
+  model_config.score_scales = "4"
+  pair = parity.make_pair(model_config, num_features=NUM_FEATURES, window=window)
+  windows = _windows(pair)
+  score = np.asarray(pair.model_lib.score(pair.model, pair.params, windows, rng=None))
+  with torch.no_grad():
+    score_torch = pair.twin.score(pair.module, torch.from_numpy(windows), None).numpy()
+  np.testing.assert_allclose(score, score_torch, atol=parity.OUTPUT_ATOL)
+  every_scale = pair.model.clone(score_scales=())
+  assert np.all(score < np.asarray(pair.model_lib.score(every_scale, pair.params, windows,
+                                                         rng=None)))

@@ -163,6 +163,10 @@ def test_scores_residual_and_count_modes_by_hand():
       assert counts[b, i] == broken
   assert counts.sum() == (residual > threshold).sum()
 
+  larger_scale = mscred.build(small_config(score_scales="4"), num_features=5, window=WINDOW)
+  one_scale = jax.jit(lambda p, w: mscred.score(larger_scale, p, w, rng=None))(params, windows)
+  np.testing.assert_allclose(one_scale[:, 0], residual[..., 1].sum(axis=2), rtol=1e-5)
+
 
 def test_build_refuses_a_window_that_does_not_fit():
   with pytest.raises(ValueError, match=r"config\.data\.window=12.*= 10.*--config\.data\.window=10"):
@@ -176,7 +180,8 @@ def test_build_refuses_a_window_that_does_not_fit():
     ("scales", "10,x"), ("scales", "0,10"), ("scales", "10,10"), ("scales", ""),
     ("filters", "32,64,128"), ("filters", "32,64,-1,256"), ("gap", 0), ("steps", 0),
     ("score_stride", 0), ("score_mode", "max"), ("residual_threshold", -0.1),
-    ("residual_threshold", float("nan")),
+    ("residual_threshold", float("nan")), ("score_scales", "3"), ("score_scales", "2,2"),
+    ("score_scales", "2,x"),
 ])
 def test_bad_config_values_raise(field, value):
   with pytest.raises(ValueError, match=rf"config\.model\.{field}="):

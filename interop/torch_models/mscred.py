@@ -232,6 +232,8 @@ def score(module, windows, noise):
   """(B, 1, D): row i's squared residual total, or its count of broken entries (mscred.score)."""
   del noise
   residual = _squared_residual(module, windows)
+  if module.spec.score_scales:
+    residual = residual[..., [module.spec.scales.index(s) for s in module.spec.score_scales]]
   if module.spec.score_mode == "count":
     residual = (residual > module.spec.residual_threshold).float()
   return residual.sum(dim=(2, 3))[:, None, :]

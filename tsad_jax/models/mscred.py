@@ -20,8 +20,9 @@ point, per feature i: the squared residual (M - M_hat)^2 summed over row i and
 over the scales ("residual"), or the number of entries of row i above
 `residual_threshold` (the paper's count of broken entries, "count"). The
 reference code (Zhang-Zhi-Jie/Pytorch-MSCRED) counts on the smallest scale only;
-here every scale counts. Ranking features by their score is the paper's root
-cause identification.
+here every scale counts unless `score_scales` names some ("10" reads the
+reference's). Ranking features by their score is the paper's root cause
+identification.
 """
 
 import math
@@ -228,6 +229,7 @@ class MSCRED(nn.Module):
   filters: tuple[int, ...] = (32, 64, 128, 256)
   score_mode: str = "residual"  # read by `score`
   residual_threshold: float = 0.005  # read by `score`
+  score_scales: tuple[int, ...] = ()  # read by `score`; () reads every scale
 
   @nn.compact
   def __call__(self, windows: jax.Array, *, train: bool = False) -> dict[str, jax.Array]:
@@ -278,6 +280,13 @@ def _check_config(model_config: ml_collections.ConfigDict) -> None:
   if model_config.score_mode not in SCORE_MODES:
     raise ValueError(f"config.model.score_mode={model_config.score_mode!r}; use "
                      f"{' or '.join(SCORE_MODES)}.")
+  score_scales = model_config.get("score_scales", "")
+  if score_scales:
+    chosen = _int_list(model_config, "score_scales", str(scales[0]))
+    if len(set(chosen)) != len(chosen) or not set(chosen) <= set(scales):
+      raise ValueError(f"config.model.score_scales={score_scales!r} must name some of "
+                       f"config.model.scales={model_config.scales!r}, each once, or be empty "
+                       f"for all; e.g. --config.model.score_scales={scales[0]}.")
   threshold = model_config.residual_threshold
   if (isinstance(threshold, bool) or not isinstance(threshold, int | float)
       or not math.isfinite(threshold) or threshold < 0):
@@ -302,7 +311,9 @@ def build(model_config: ml_collections.ConfigDict, *, num_features: int, window:
       steps=model_config.steps,
       filters=parse_ints(model_config.filters),
       score_mode=model_config.score_mode,
-      residual_threshold=float(model_config.residual_threshold))
+      residual_threshold=float(model_config.residual_threshold),
+      score_scales=parse_ints(model_config.score_scales) if model_config.get("score_scales")
+      else ())
 
 
 def score_stride(model_config: ml_collections.ConfigDict) -> int:
@@ -331,9 +342,12 @@ def residual_matrices(model, params, windows, *, rng) -> jax.Array:
 
 
 def score(model, params, windows, *, rng):
-  """(B, 1, D): per feature i, row i's squared residual total or count of broken entries."""
+  """(B, 1, D): per feature i, row i's squared residual total or count of broken entries,
+  over the scales `model.score_scales` names (all when empty)."""
   del rng
   residual = squared_residual(model, params, windows)
+  if model.score_scales:
+    residual = residual[..., [model.scales.index(scale) for scale in model.score_scales]]
   if model.score_mode == "count":
     residual = (residual > model.residual_threshold).astype(jnp.float32)
   return residual.sum(axis=(2, 3))[:, None, :]
