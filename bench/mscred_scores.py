@@ -98,7 +98,8 @@ def finished_run(entity: str) -> pathlib.Path:
 def machine_figures(entity: str) -> dict[tuple[str, str], float]:
   run_dir = finished_run(entity)
   print(f"[{entity}] {run_dir}", flush=True)
-  setup = experiment.build(runs.add_missing_fields(runs.load_config(run_dir), common.get_config()))
+  setup = experiment.build(runs.add_missing_fields(runs.load_config(run_dir),
+                                                   common.defaults("mscred")))
   params = train.load_params(run_dir)
   labels = setup.prepared.dataset.entities[0].labels
   window = setup.config.eval.vus_window

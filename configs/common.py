@@ -241,3 +241,16 @@ def sd_mae(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   config.model.recon_weight = 1.0  # score = recon_weight * (teacher - x)^2
   config.model.discrepancy_weight = 1.0  # + discrepancy_weight * (teacher - student)^2
   return config
+
+
+MODEL_DEFAULTS = {"lstm_ae": lstm_ae, "transformer": transformer, "omni_anomaly": omni_anomaly,
+                  "mtad_gat": mtad_gat, "mscred": mscred, "sd_mae": sd_mae}
+
+
+def defaults(model_name: str) -> ml_collections.ConfigDict:
+  """Every field's default, with `model_name`'s model section (`get_config()` if unknown).
+
+  What a run saved before some field existed takes that field from
+  (tsad_jax/runs.py: add_missing_fields).
+  """
+  return MODEL_DEFAULTS.get(model_name, lambda config: config)(get_config())

@@ -20,6 +20,7 @@ from absl import logging
 
 from configs import common
 from tsad_jax import experiment
+from tsad_jax import runs
 
 _RUN = flags.DEFINE_string("run", None, "Run folder written by launch.train.")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step to score (default: best params).")
@@ -28,12 +29,16 @@ _OVERRIDE = flags.DEFINE_multi_string(
 flags.mark_flags_as_required(["run"])
 
 
+def _model_name(run: str) -> str:
+  return runs.load_config(run).model.get("name", "")
+
+
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)  # keep orbax's per-save INFO lines off the terminal
   summary, out_dir = experiment.evaluate_run(_RUN.value, step=_STEP.value,
                                              overrides=tuple(_OVERRIDE.value),
-                                             defaults=common.get_config())
+                                             defaults=common.defaults(_model_name(_RUN.value)))
   print(f"Evaluation written to {out_dir}")
   print(experiment.headline(summary))
   if _STEP.value is None and not _OVERRIDE.value:

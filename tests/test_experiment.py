@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+from configs import common
 from configs import smd_lstmae
 from configs import tiny
 from tsad_jax import experiment
@@ -113,6 +114,17 @@ def test_missing_fields_take_defaults_and_saved_values_stay():
   assert merged.eval.residual_plots == defaults.eval.residual_plots
   assert merged.eval.batch_size == 7 and merged.model.hidden_size == 5
   assert "new_model_field" not in merged.model and "residual_plots" not in saved.eval
+
+
+def test_missing_scoring_fields_of_the_runs_own_model_take_its_defaults():
+  saved = common.defaults("mscred")
+  del saved.model["score_scales"], saved.model["filters"]
+  merged = runs.add_missing_fields(saved, common.defaults("mscred"))
+  assert merged.model.score_scales == ""  # scoring only: filled
+  assert "filters" not in merged.model  # training field: the model file's business
+  other_model = runs.add_missing_fields(saved, common.defaults("lstm_ae"))
+  assert "score_scales" not in other_model.model
+  assert common.defaults("no_such_model").model.name == common.get_config().model.name
 
 
 def test_bad_config_value_is_a_clear_error(tmp_path):

@@ -111,8 +111,11 @@ def add_missing_fields(config: ml_collections.ConfigDict,
   """A copy of a saved run's config with every field of `defaults` it lacks.
 
   Fields added to the library after a run was saved take their default, which
-  keeps the behaviour the run was made with. The model section is left as
-  saved: its fields belong to the run's model, not to the defaults' one.
+  keeps the behaviour the run was made with. In the model section only
+  scoring-only fields (RESCORING_FIELDS) are added, and only when `defaults`
+  holds the run's own model (configs.common.defaults): a model's newer
+  training fields are the model file's to fill, with the values the run was
+  trained with.
   """
 
   def add(saved: dict, default: dict) -> None:
@@ -123,7 +126,11 @@ def add_missing_fields(config: ml_collections.ConfigDict,
         add(saved[key], value)
 
   merged = config.to_dict()
-  add(merged, {k: v for k, v in defaults.to_dict().items() if k != "model"})
+  default = defaults.to_dict()
+  add(merged, {k: v for k, v in default.items() if k != "model"})
+  if default.get("model", {}).get("name") == merged.get("model", {}).get("name"):
+    add(merged["model"], {k: v for k, v in default["model"].items()
+                          if is_rescoring_field(f"model.{k}")})
   return ml_collections.ConfigDict(merged)
 
 
