@@ -7,11 +7,13 @@ Each job is a config in configs/ (or one with some model fields changed,
 VARIANTS) run on every SMD machine found under the data root (or on the whole
 spacecraft). A job's run id is `bench-<hash of the
 config fields training depends on>`, so a benchmark that is stopped and
-started again resumes its unfinished runs and reuses its finished ones; a
-change to scoring-only fields (runs.RESCORING_FIELDS) re-scores finished runs
-instead of retraining them. When every run of a job has
-finished, its figures go to `<results_dir>/<job>.json` (the run folders hold
-gigabytes of checkpoints and scores and are not kept); the report is written
+started again resumes its unfinished runs and reuses its finished ones (also
+those saved before a field was added to the library, when that field's
+default is the job's value: `finished_run`); a change to scoring-only fields
+(runs.RESCORING_FIELDS) re-scores finished runs instead of retraining them.
+When every run of a job has finished, its figures go to
+`<results_dir>/<job>.json` (the run folders hold gigabytes of checkpoints and
+scores and are not kept); the report is written
 from every job in `results_dir`, so running some jobs updates their rows and
 keeps the others'. `--report_only` only rewrites the report.
 """
@@ -28,6 +30,7 @@ from absl import logging
 import numpy as np
 
 from bench import report
+from configs import common
 from tsad_jax import evaluation
 from tsad_jax import experiment
 from tsad_jax import runs
@@ -99,15 +102,37 @@ def job_config(job: str, entity: str):
   return with_run_id(config)
 
 
+def finished_run(config) -> pathlib.Path:
+  """The job's run folder: `config.run_id`'s, or an older finished run trained the same way.
+
+  A run saved before a field was added to the library has another id (the id
+  hashes every training field). It counts as the job's when, with the fields
+  it lacks at their library defaults (configs.common.defaults: the behaviour
+  it was trained with), its training fields are the job's.
+  """
+  parent = runs.run_parent(_WORKDIR.value, config)
+  own = parent / config.run_id
+  if (own / "summary.json").exists():
+    return own
+  wanted = runs.training_fields(config)
+  defaults = common.defaults(config.model.name)
+  for summary in sorted(parent.glob("*/summary.json")):
+    saved = runs.add_missing_fields(runs.load_config(summary.parent), defaults)
+    if runs.training_fields(saved) == wanted:
+      return summary.parent
+  return own
+
+
 def run_job(job: str, entity: str) -> pathlib.Path:
   """The folder with `job`'s summary.json and scores.npz on `entity`.
 
-  That is the run itself, trained (or resumed) if need be; or, when the job's
-  scoring-only fields changed since the run finished, its re-scoring in
-  `<run>/evaluations/best+<changes>/` (made if need be): no retraining.
+  That is the run itself (`finished_run`), trained (or resumed) if need be;
+  or, when the job's scoring-only fields changed since the run finished, its
+  re-scoring in `<run>/evaluations/best+<changes>/` (made if need be): no
+  retraining.
   """
   config = job_config(job, entity)
-  run_dir = runs.run_parent(_WORKDIR.value, config) / config.run_id
+  run_dir = finished_run(config)
   if not (run_dir / "summary.json").exists():
     if not _REPORT_ONLY.value:
       print(f"[{job} {entity}] training into {run_dir}", flush=True)

@@ -1,5 +1,7 @@
 """The accuracy benchmark's report, from two tiny synthetic runs standing in for two machines."""
 
+import json
+
 from absl import flags
 from absl.testing import flagsaver
 import numpy as np
@@ -108,3 +110,28 @@ def test_a_scoring_change_rescores_the_finished_run_instead_of_retraining(tmp_pa
     wanted["model.hidden_size"] = 12
     retrained = accuracy.run_job("tiny", "synthetic")
     assert retrained.parent == run_dir.parent and retrained != run_dir
+
+
+def test_a_run_saved_before_a_field_existed_is_found_unless_the_job_changes_it(tmp_path,
+                                                                              monkeypatch):
+  dtype = {"value": "float32"}  # the library default
+
+  def tiny_job(job, entity):
+    del job, entity
+    config = tiny.get_config()
+    config.eval.baselines, config.eval.plots = "", False
+    config.train.compute_dtype = dtype["value"]
+    return accuracy.with_run_id(config)
+
+  monkeypatch.setattr(accuracy, "job_config", tiny_job)
+  flags.FLAGS.mark_as_parsed()
+  with flagsaver.flagsaver(workdir=str(tmp_path), report_only=False):
+    run_dir = accuracy.run_job("tiny", "synthetic")
+    saved = runs.load_config(run_dir).to_dict()
+    del saved["train"]["compute_dtype"]  # as saved before the field was added
+    (run_dir / runs.CONFIG_FILE).write_text(json.dumps(saved))
+    old = run_dir.rename(run_dir.parent / "bench-older")
+    assert accuracy.run_job("tiny", "synthetic") == old
+    assert list(old.parent.iterdir()) == [old]  # nothing retrained
+    dtype["value"] = "bfloat16"  # not what the old run was trained with
+    assert accuracy.finished_run(tiny_job("tiny", "synthetic")) != old
