@@ -82,18 +82,24 @@ def test_kept_results_give_the_same_report(two_runs, tmp_path):
       report.markdown(kept, machine="m"))
 
 
-def test_a_scoring_change_rescores_the_finished_run_instead_of_retraining(tmp_path, monkeypatch):
-  wanted = {"eval.feature_scaling": "none", "model.hidden_size": 8}  # not the default
+def _tiny_job(wanted: dict):
+  """A stand-in for accuracy.job_config: the tiny config with `wanted`'s current values."""
 
-  def tiny_job(job, entity):
+  def job_config(job, entity):
     del job, entity
     config = tiny.get_config()
     config.eval.baselines, config.eval.plots = "", False
-    config.eval.feature_scaling = wanted["eval.feature_scaling"]
-    config.model.hidden_size = wanted["model.hidden_size"]
+    for field, value in wanted.items():
+      section, name = field.split(".")
+      config[section][name] = value
     return accuracy.with_run_id(config)
 
-  monkeypatch.setattr(accuracy, "job_config", tiny_job)
+  return job_config
+
+
+def test_a_scoring_change_rescores_the_finished_run_instead_of_retraining(tmp_path, monkeypatch):
+  wanted = {"eval.feature_scaling": "none", "model.hidden_size": 8}  # not the default
+  monkeypatch.setattr(accuracy, "job_config", _tiny_job(wanted))
   flags.FLAGS.mark_as_parsed()
   with flagsaver.flagsaver(workdir=str(tmp_path), report_only=False):
     run_dir = accuracy.run_job("tiny", "synthetic")
@@ -114,15 +120,8 @@ def test_a_scoring_change_rescores_the_finished_run_instead_of_retraining(tmp_pa
 
 def test_a_run_saved_before_a_field_existed_is_found_unless_the_job_changes_it(tmp_path,
                                                                               monkeypatch):
-  dtype = {"value": "float32"}  # the library default
-
-  def tiny_job(job, entity):
-    del job, entity
-    config = tiny.get_config()
-    config.eval.baselines, config.eval.plots = "", False
-    config.train.compute_dtype = dtype["value"]
-    return accuracy.with_run_id(config)
-
+  wanted = {"train.compute_dtype": "float32"}  # the library default
+  tiny_job = _tiny_job(wanted)
   monkeypatch.setattr(accuracy, "job_config", tiny_job)
   flags.FLAGS.mark_as_parsed()
   with flagsaver.flagsaver(workdir=str(tmp_path), report_only=False):
@@ -133,5 +132,5 @@ def test_a_run_saved_before_a_field_existed_is_found_unless_the_job_changes_it(t
     old = run_dir.rename(run_dir.parent / "bench-older")
     assert accuracy.run_job("tiny", "synthetic") == old
     assert list(old.parent.iterdir()) == [old]  # nothing retrained
-    dtype["value"] = "bfloat16"  # not what the old run was trained with
+    wanted["train.compute_dtype"] = "bfloat16"  # not what the old run was trained with
     assert accuracy.finished_run(tiny_job("tiny", "synthetic")) != old
