@@ -2,8 +2,9 @@
 
   python -m bench.mscred_scores [--workdir=runs/bench]
 
-Reads the latest finished `smd_mscred` run of each SMD machine that
-`python -m bench.accuracy` left under --workdir (none is trained here) and scores each test series
+Reads the finished `smd_mscred` run of each SMD machine that `python -m
+bench.accuracy` left under --workdir (the one it reports: `accuracy.finished_run`;
+none is trained here) and scores each test series
 again with the run's parameters, every `config.model.score_stride`-th window as
 the run did, keeping the squared residual of every scale's matrix rows apart.
 It prints the VUS-PR of the per-feature scores built from:
@@ -16,8 +17,6 @@ It prints the VUS-PR of the per-feature scores built from:
     is not causal.
 Each then goes through the run's per-feature scaling and the sum over features.
 """
-
-import pathlib
 
 from absl import app
 from absl import flags
@@ -85,18 +84,11 @@ def variant_scores(setup: experiment.Setup, params) -> dict[tuple[str, str], np.
   return out
 
 
-def finished_run(entity: str) -> pathlib.Path:
-  """The latest finished MSCRED run of `entity` under --workdir."""
-  parent = runs.run_parent(flags.FLAGS.workdir, accuracy.job_config(JOB, entity))
-  finished = sorted(parent.glob("*/summary.json"), key=lambda path: path.stat().st_mtime)
-  if not finished:
-    raise FileNotFoundError(f"No finished MSCRED run of {entity} under {parent}: train one with "
-                            f"`python -m bench.accuracy --jobs={JOB} --workdir=...` first.")
-  return finished[-1].parent
-
-
 def machine_figures(entity: str) -> dict[tuple[str, str], float]:
-  run_dir = finished_run(entity)
+  run_dir = accuracy.finished_run(accuracy.job_config(JOB, entity))
+  if not (run_dir / "summary.json").exists():
+    raise FileNotFoundError(f"No finished {JOB} run of {entity} under {run_dir.parent}: train "
+                            f"one with `python -m bench.accuracy --jobs={JOB} --workdir=...`.")
   print(f"[{entity}] {run_dir}", flush=True)
   setup = experiment.build(runs.add_missing_fields(runs.load_config(run_dir),
                                                    common.defaults("mscred")))

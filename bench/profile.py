@@ -22,8 +22,8 @@ import time
 import jax
 import jax.numpy as jnp
 
+from bench import steps as steps_lib
 from tsad_jax import experiment
-from tsad_jax import train
 
 # Op kinds, read from the op an HLO op name ends with: XLA names a fusion after the ops
 # it fuses, usually its root last ("broadcast_add_fusion" adds), and a wrapped op after
@@ -105,15 +105,10 @@ def profile_training(name: str, entity: str, steps: int, trace_dir: pathlib.Path
   config = importlib.import_module(f"configs.{name}").get_config()
   config.data.entity = entity
   setup = experiment.build(config)
-  state, tx = train.create_train_state(config, setup.model, init_key=jax.random.PRNGKey(0),
-                                       num_features=setup.prepared.num_features,
-                                       steps_per_epoch=100)
-  step = train.make_train_step(setup.model_lib, setup.model, tx, window=config.data.window)
-  from bench import throughput  # noqa: PLC0415  (throughput imports this module)
-
+  state, step = steps_lib.state_and_step(setup)
   series, key = jnp.asarray(setup.prepared.train), jax.random.PRNGKey(1)
-  batches = [jnp.asarray(b) for b in throughput.batches(setup, steps + 2,
-                                                         config.train.batch_size)]
+  batches = [jnp.asarray(b) for b in steps_lib.batches(setup, steps + 2,
+                                                        config.train.batch_size)]
   for b in batches[:2]:  # compilation and warm-up
     state, loss = step(state, series, b, key)
   loss.block_until_ready()

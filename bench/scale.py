@@ -20,6 +20,7 @@ from absl import flags
 import jax
 import numpy as np
 
+from bench import steps as steps_lib
 from tsad_jax import distributed
 from tsad_jax import experiment
 from tsad_jax import fleet
@@ -141,17 +142,12 @@ def _train_rate(config_name: str, entity: str, steps: int) -> dict:
   setup = experiment.build(_config(config_name, entity))
   config, prepared = setup.config, setup.prepared
   mesh = distributed.mesh()
-  state, tx = train.create_train_state(config, setup.model, init_key=jax.random.PRNGKey(0),
-                                       num_features=prepared.num_features, steps_per_epoch=100)
+  state, step_fn = steps_lib.state_and_step(setup, mesh=mesh)
   rep = distributed.replicated(mesh)
   state = distributed.put(state, rep)
-  step_fn = train.make_train_step(setup.model_lib, setup.model, tx, window=config.data.window,
-                                  mesh=mesh)
   series, key = distributed.put((prepared.train, jax.random.PRNGKey(1)), rep)
-  order = train.epoch_order(0, 0, len(prepared.train_starts), config.train.batch_size)
-  batches = [distributed.put(prepared.train_starts[order[i % len(order)]],
-                                   distributed.batch_sharded(mesh))
-             for i in range(steps + 2)]
+  batches = [distributed.put(starts, distributed.batch_sharded(mesh))
+             for starts in steps_lib.batches(setup, steps + 2, config.train.batch_size)]
   for i, starts in enumerate(batches):
     if i == 2:
       started = time.perf_counter()

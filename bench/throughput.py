@@ -38,6 +38,7 @@ import numpy as np
 
 from bench import profile
 from bench import scale
+from bench import steps as steps_lib
 from interop import parity
 from tsad_jax import experiment
 from tsad_jax import runs
@@ -75,13 +76,6 @@ class Row:
   score_torch: float | None = None
 
 
-def batches(setup: experiment.Setup, count: int, batch: int, seed: int = 0) -> list[np.ndarray]:
-  """`count` batches of `batch` training window starts, in training order."""
-  starts = setup.prepared.train_starts
-  order = train.epoch_order(seed, 0, len(starts), batch)
-  return [starts[order[i % len(order)]] for i in range(count)]
-
-
 def _windows(setup: experiment.Setup, starts: np.ndarray) -> np.ndarray:
   window = setup.config.data.window
   return np.stack([setup.prepared.train[s:s + window] for s in starts]).astype(np.float32)
@@ -101,10 +95,7 @@ def jax_rates(setup: experiment.Setup, params, steps: int, score_batches: int):
   """(training samples/s, scoring windows/s, seconds to score the whole test series)."""
   config, prepared = setup.config, setup.prepared
   batch, window = config.train.batch_size, config.data.window
-  state, tx = train.create_train_state(config, setup.model, init_key=jax.random.PRNGKey(0),
-                                       num_features=prepared.num_features, steps_per_epoch=100,
-                                       initial_params=params)
-  step_fn = train.make_train_step(setup.model_lib, setup.model, tx, window=window)
+  state, step_fn = steps_lib.state_and_step(setup, params=params)
   series, loop_key = jnp.asarray(prepared.train), jax.random.PRNGKey(1)
   holder = {"state": state}
 
@@ -112,13 +103,13 @@ def jax_rates(setup: experiment.Setup, params, steps: int, score_batches: int):
     holder["state"], loss = step_fn(holder["state"], series, jnp.asarray(starts), loop_key)
     loss.block_until_ready()
 
-  train_rate = batch / _timed(train_step, batches(setup, steps + 2, batch))
+  train_rate = batch / _timed(train_step, steps_lib.batches(setup, steps + 2, batch))
 
   eval_batch = config.eval.batch_size
   score_fn = jax.jit(lambda p, w: setup.model_lib.score(setup.model, p, w,
                                                         rng=jax.random.PRNGKey(2)))
-  windows = [jnp.asarray(_windows(setup, s)) for s in batches(setup, score_batches + 2,
-                                                               eval_batch, seed=1)]
+  score_starts = steps_lib.batches(setup, score_batches + 2, eval_batch, seed=1)
+  windows = [jnp.asarray(_windows(setup, s)) for s in score_starts]
   score_rate = eval_batch / _timed(lambda w: score_fn(params, w).block_until_ready(), windows)
 
   scorer = scoring.for_config(setup.model_lib, setup.model, config)
@@ -146,7 +137,7 @@ def torch_rates(setup: experiment.Setup, pair, steps: int, score_batches: int):
                                 **kwargs)
     return jax.tree.map(lambda a: torch.from_numpy(np.array(a)), calls)
 
-  train_windows = [_windows(setup, s) for s in batches(setup, steps + 2, batch)]
+  train_windows = [_windows(setup, s) for s in steps_lib.batches(setup, steps + 2, batch)]
   train_noise = draws(lib.loss, train_windows[0], train=True)
   optimizer = torch.optim.Adam(module.parameters(), lr=config.optim.learning_rate)
   module.train()
@@ -158,8 +149,8 @@ def torch_rates(setup: experiment.Setup, pair, steps: int, score_batches: int):
 
   train_rate = batch / _timed(train_step, train_windows)
 
-  score_windows = [_windows(setup, s) for s in batches(setup, score_batches + 2, eval_batch,
-                                                        seed=1)]
+  score_starts = steps_lib.batches(setup, score_batches + 2, eval_batch, seed=1)
+  score_windows = [_windows(setup, s) for s in score_starts]
   score_noise = draws(lib.score, score_windows[0])
   module.eval()
 
@@ -204,15 +195,12 @@ def phases(name: str, entity: str, steps: int) -> dict[str, float]:
   pair = parity.make_pair(config.model, num_features=setup.prepared.num_features,
                           window=config.data.window)
   lib, model, params, key = setup.model_lib, setup.model, pair.params, jax.random.PRNGKey(3)
-  windows = [_windows(setup, s) for s in batches(setup, steps + 2, config.train.batch_size)]
+  starts = steps_lib.batches(setup, steps + 2, config.train.batch_size)
+  windows = [_windows(setup, s) for s in starts]
   loss = lambda p, w: lib.loss(model, p, w, rng=key, train=True)[0]
   forward, grad = jax.jit(loss), jax.jit(jax.grad(loss))
-  state, tx = train.create_train_state(config, model, init_key=None,
-                                       num_features=setup.prepared.num_features,
-                                       steps_per_epoch=100, initial_params=params)
-  step = train.make_train_step(lib, model, tx, window=config.data.window)
-  series, starts = jnp.asarray(setup.prepared.train), batches(setup, steps + 2,
-                                                               config.train.batch_size)
+  state, step = steps_lib.state_and_step(setup, params=params)
+  series = jnp.asarray(setup.prepared.train)
   holder = {"state": state}
 
   def jax_step(s):
