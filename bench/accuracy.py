@@ -5,7 +5,9 @@
 
 Each job is a config in configs/ (or one with some model fields changed,
 VARIANTS) run on every SMD machine found under the data root (or on the whole
-spacecraft). A job's run id is `bench-<hash of the
+spacecraft), or a sweep in configs/sweeps/ run per machine whose best run (by
+the sweep's own metric, never the test labels) stands for the job (SWEEPS). A
+job's run id is `bench-<hash of the
 config fields training depends on>`, so a benchmark that is stopped and
 started again resumes its unfinished runs and reuses its finished ones (also
 those saved before a field was added to the library, when that field's
@@ -27,6 +29,7 @@ import pathlib
 from absl import app
 from absl import flags
 from absl import logging
+import ml_collections
 import numpy as np
 
 from bench import report
@@ -34,6 +37,7 @@ from configs import common
 from tsad_jax import evaluation
 from tsad_jax import experiment
 from tsad_jax import runs
+from tsad_jax import sweep
 from tsad_jax import thresholds as thresholds_lib
 from tsad_jax.data import DATA_ROOT_ENV
 from tsad_jax.data import smap_msl
@@ -52,6 +56,7 @@ JOBS = {
     "smd_sdmae": "smd",
     "smd_sdmae_cnn_first": "smd",
     "smd_sdmae_patch_cnn": "smd",
+    "smd_sdmae_patch_cnn_swept": "smd",
     "smd_lstmae_clf": "smd",
     "smd_lstmae_pred": "smd",
 }
@@ -60,6 +65,8 @@ VARIANTS = {
     "smd_sdmae_cnn_first": ("smd_sdmae", {"patchify_mode": "cnn_first"}),
     "smd_sdmae_patch_cnn": ("smd_sdmae", {"patchify_mode": "patch_cnn"}),
 }
+# Jobs whose run on an entity is the best run of configs/sweeps/<module>.py's sweep for it.
+SWEEPS = {"smd_sdmae_patch_cnn_swept": "smd_sdmae"}
 
 _DATA_ROOT = flags.DEFINE_string("data_root", os.environ.get(DATA_ROOT_ENV, ""),
                                  "Folder holding ServerMachineDataset/ and SMAP_MSL/.")
@@ -123,21 +130,52 @@ def finished_run(config) -> pathlib.Path:
   return own
 
 
+def sweep_spec(job: str, entity: str) -> ml_collections.ConfigDict:
+  """The sweep of a SWEEPS job on `entity`, reading the benchmark's data root."""
+  spec = importlib.import_module(f"configs.sweeps.{SWEEPS[job]}").get_config(entity)
+  spec.overrides = ml_collections.ConfigDict(
+      {**sweep.flatten(spec.overrides), "data.root": str(data_folder(JOBS[job]))},
+      allow_dotted_keys=True)
+  return spec
+
+
+def swept_run(job: str, entity: str) -> tuple[pathlib.Path, ml_collections.ConfigDict | None]:
+  """(the sweep's best run, its trial's config now), running or resuming the sweep if need be.
+
+  Before the sweep has finished: (its folder, which holds no summary.json, None).
+  """
+  spec = sweep_spec(job, entity)
+  if not _REPORT_ONLY.value:
+    print(f"[{job} {entity}] sweep {spec.name}", flush=True)
+    sweep.run(spec, _WORKDIR.value, log=lambda line: print(f"  {line}", flush=True))
+  best_file = sweep.sweep_folder(_WORKDIR.value, spec.name) / "best.json"
+  if not best_file.exists():
+    return best_file.parent, None
+  best = json.loads(best_file.read_text())
+  trial = next(t for t in sweep.make_trials(spec.grid) if t.name == best["trial"])
+  return pathlib.Path(best["run_dir"]), sweep.trial_config(spec, trial, stage=sweep.FULL)
+
+
 def run_job(job: str, entity: str) -> pathlib.Path:
   """The folder with `job`'s summary.json and scores.npz on `entity`.
 
-  That is the run itself (`finished_run`), trained (or resumed) if need be;
-  or, when the job's scoring-only fields changed since the run finished, its
-  re-scoring in `<run>/evaluations/best+<changes>/` (made if need be): no
-  retraining.
+  That is the run itself (`finished_run`, or a SWEEPS job's best run), trained
+  (or resumed) if need be; or, when the job's scoring-only fields changed since
+  the run finished, its re-scoring in `<run>/evaluations/best+<changes>/` (made
+  if need be): no retraining.
   """
-  config = job_config(job, entity)
-  run_dir = finished_run(config)
-  if not (run_dir / "summary.json").exists():
-    if not _REPORT_ONLY.value:
-      print(f"[{job} {entity}] training into {run_dir}", flush=True)
-      experiment.train_and_evaluate(config, _WORKDIR.value)
-    return run_dir
+  if job in SWEEPS:
+    run_dir, config = swept_run(job, entity)
+    if config is None:
+      return run_dir
+  else:
+    config = job_config(job, entity)
+    run_dir = finished_run(config)
+    if not (run_dir / "summary.json").exists():
+      if not _REPORT_ONLY.value:
+        print(f"[{job} {entity}] training into {run_dir}", flush=True)
+        experiment.train_and_evaluate(config, _WORKDIR.value)
+      return run_dir
   saved = runs.add_missing_fields(runs.load_config(run_dir), config)  # fields newer than the run
   overrides = runs.rescoring_overrides(saved, config)
   out_dir = experiment.evaluation_folder(run_dir, overrides=overrides) if overrides else run_dir

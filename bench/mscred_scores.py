@@ -52,9 +52,8 @@ def residual_rows(setup: experiment.Setup, params) -> tuple[np.ndarray, np.ndarr
     cut = windows.take_windows(series, batch, window)
     return mscred.squared_residual(model, params, cut).sum(axis=2)
 
-  size = config.eval.batch_size
-  parts = [np.asarray(rows(params, series, jnp.asarray(np.resize(starts[i:i + size], size))))
-           [:len(starts[i:i + size])] for i in range(0, len(starts), size)]
+  parts = [np.asarray(rows(params, series, batch))[:size]
+           for size, batch in scoring.padded_batches(starts, config.eval.batch_size)]
   return starts + window - 1, np.concatenate(parts)
 
 

@@ -35,8 +35,9 @@ MODEL_TITLES = {"omni_anomaly": "OmniAnomaly", "transformer": "Transformer",
                 "sd_mae": "SD-MAE"}
 # Jobs that run a variant of a model are titled by job.
 JOB_TITLES = {"smd_sdmae": "SD-MAE linear", "smd_sdmae_cnn_first": "SD-MAE cnn_first",
-              "smd_sdmae_patch_cnn": "SD-MAE patch_cnn", "smd_lstmae_clf": "LSTM-AE clf",
-              "smd_lstmae_pred": "LSTM-AE pred"}
+              "smd_sdmae_patch_cnn": "SD-MAE patch_cnn",
+              "smd_sdmae_patch_cnn_swept": "SD-MAE patch_cnn (swept)",
+              "smd_lstmae_clf": "LSTM-AE clf", "smd_lstmae_pred": "LSTM-AE pred"}
 DATASET_TITLES = {"smd": "SMD", "smap": "SMAP", "msl": "MSL"}
 _INTERPRETATION = ("HitRate@100%", "HitRate@150%", "NDCG@100%", "NDCG@150%")
 

@@ -240,6 +240,9 @@ def sd_mae(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   config.model.distill_weight = 1.0  # loss = teacher MSE + distill_weight * discrepancy
   config.model.recon_weight = 1.0  # score = recon_weight * (teacher - x)^2
   config.model.discrepancy_weight = 1.0  # + discrepancy_weight * (teacher - student)^2
+  # which points of each window the score reads: "last" (its last point) or "masked" (the
+  # mean over the last mask_last_n points, the seed's evaluator)
+  config.model.score_points = "last"
   return config
 
 

@@ -28,6 +28,8 @@ The seed project's Config fields and the config fields they became:
   num_epochs 50            -> train.max_epochs = 20 (with early stopping)
   sliding_window_stride 10 -> data.train_stride = 5
   (none)                   -> model.distill_weight, recon_weight, discrepancy_weight = 1
+  evaluator's window score -> model.score_points = "last" (the window's last point; "masked"
+                              is the seed's mean over the masked last points)
 """
 
 from configs import common

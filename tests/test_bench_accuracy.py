@@ -1,19 +1,24 @@
 """The accuracy benchmark's report, from two tiny synthetic runs standing in for two machines."""
 
+import csv
 import json
+import pathlib
 
 from absl import flags
 from absl.testing import flagsaver
+import ml_collections
 import numpy as np
 import pytest
 
 from bench import accuracy
 from bench import report
 from configs import tiny
+from configs.sweeps import common as sweep_common
 from tsad_jax import evaluation
 from tsad_jax import experiment
 from tsad_jax import metrics
 from tsad_jax import runs
+from tsad_jax import sweep
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +139,35 @@ def test_a_run_saved_before_a_field_existed_is_found_unless_the_job_changes_it(t
     assert list(old.parent.iterdir()) == [old]  # nothing retrained
     wanted["train.compute_dtype"] = "bfloat16"  # not what the old run was trained with
     assert accuracy.finished_run(tiny_job("tiny", "synthetic")) != old
+
+
+def _tiny_sweep() -> ml_collections.ConfigDict:
+  """Two learning rates of the tiny config, each trained fully, ranked by validation loss."""
+  spec = sweep_common.get_config()
+  spec.name, spec.base, spec.quick_epochs, spec.top_k = "tiny-swept", "tiny", 0, 2
+  spec.grid = ml_collections.ConfigDict({"optim": {"learning_rate": (1e-3, 1e-2)}})
+  spec.overrides = ml_collections.ConfigDict({"eval.baselines": ""}, allow_dotted_keys=True)
+  return spec
+
+
+def test_a_sweep_job_stands_for_its_best_run_and_is_rescored_like_one(tmp_path, monkeypatch):
+  spec = _tiny_sweep()
+  monkeypatch.setitem(accuracy.JOBS, "tiny_swept", "synthetic")
+  monkeypatch.setitem(accuracy.SWEEPS, "tiny_swept", "unused")
+  monkeypatch.setattr(accuracy, "sweep_spec", lambda job, entity: spec)
+  flags.FLAGS.mark_as_parsed()
+  folder = sweep.sweep_folder(tmp_path, spec.name)
+  with flagsaver.flagsaver(workdir=str(tmp_path), report_only=True):
+    assert accuracy.run_job("tiny_swept", "synthetic") == folder  # nothing run yet
+    assert not folder.exists()
+  with flagsaver.flagsaver(workdir=str(tmp_path), report_only=False):
+    run_dir = accuracy.run_job("tiny_swept", "synthetic")
+    best = json.loads((folder / "best.json").read_text())
+    assert run_dir == pathlib.Path(best["run_dir"]) and (run_dir / "summary.json").is_file()
+    losses = [row["value"] for row in csv.DictReader((folder / "results.csv").open())]
+    assert len(losses) == 2 and best["value"] == min(float(v) for v in losses)
+    spec.overrides["eval.feature_scaling"] = "none"  # a scoring-only change
+    rescored = accuracy.run_job("tiny_swept", "synthetic")
+    assert rescored == run_dir / "evaluations" / "best+eval.feature_scaling=none"
+    assert runs.load_config(rescored).eval.feature_scaling == "none"
+    assert len(list(run_dir.parent.iterdir())) == 2  # the two trials, nothing retrained

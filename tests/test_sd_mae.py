@@ -194,16 +194,21 @@ def test_distillation_does_not_train_the_teacher():
   assert _largest(grads["blocks_0"]) > 0.0  # the shared encoder learns from both terms
 
 
-def test_score_shape_and_weights():
-  model, params = _build(), _params()
+@pytest.mark.parametrize("score_points,mask_last_n,points", [
+    ("last", PATCH, 1), ("last", PATCH + 2, 1), ("masked", PATCH, PATCH),
+    ("masked", PATCH + 2, PATCH + 2), ("masked", 1, 1)])
+def test_score_reads_the_chosen_last_points(score_points, mask_last_n, points):
+  fields = {"score_points": score_points, "mask_last_n": mask_last_n}
+  model, params = _build(**fields), _params()
   windows = _windows()
   scores = _score(model, params, windows)
   assert not sd_mae.SCORES_EVERY_POINT
   assert scores.shape == (BATCH, 1, FEATURES) and bool(jnp.all(scores >= 0.0))
   out = _apply(model, False, params, windows, jax.random.PRNGKey(0))
-  recon = jnp.square(out["teacher"][:, -1:] - windows[:, -1:])
-  gap = jnp.square(out["teacher"][:, -1:] - out["student"][:, -1:])
-  weighted = _score(_build(recon_weight=2.0, discrepancy_weight=0.5), params, windows)
+  teacher, student = (np.asarray(out[head])[:, WINDOW - points:] for head in ("teacher", "student"))
+  recon = np.square(teacher - np.asarray(windows)[:, WINDOW - points:]).mean(1, keepdims=True)
+  gap = np.square(teacher - student).mean(1, keepdims=True)
+  weighted = _score(_build(**fields, recon_weight=2.0, discrepancy_weight=0.5), params, windows)
   np.testing.assert_allclose(scores, recon + gap, rtol=1e-5, atol=1e-7)
   np.testing.assert_allclose(weighted, 2.0 * recon + 0.5 * gap, rtol=1e-5, atol=1e-7)
 
@@ -245,6 +250,7 @@ def test_training_steps_lower_the_loss(mode):
     ({"mask_last_n": 12, "masking_ratio": 0.5},
      "config.model.masking_ratio=0.5 hides 2 patches in training, fewer than the 3"),
     ({"mask_last_n": 0}, "config.model.mask_last_n=0 must be a positive integer"),
+    ({"score_points": "all"}, "config.model.score_points='all'; use one of last, masked"),
     ({"nhead": 3}, "config.model.nhead=3 must divide config.model.d_model=16"),
     ({"dropout": 1.0}, "config.model.dropout=1.0 must be a number in [0, 1)"),
     ({"distill_weight": -1.0}, "config.model.distill_weight=-1.0 must be a finite number >= 0"),

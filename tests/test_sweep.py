@@ -1,6 +1,7 @@
 """Sweeps: grid expansion, trial names, ranking, resume, the vmapped quick stage, end to end."""
 
 import csv
+import importlib
 import json
 import math
 import pathlib
@@ -18,6 +19,7 @@ import pytest
 from configs import tiny
 from configs.sweeps import demo_quick
 from tsad_jax import experiment
+from tsad_jax import models
 from tsad_jax import optim as optim_lib
 from tsad_jax import sweep
 from tsad_jax import train
@@ -102,6 +104,22 @@ def test_a_bad_spec_is_a_clear_error_before_anything_trains(tmp_path, fields, me
   with pytest.raises(ValueError, match=message):
     sweep.run(_spec(**fields), tmp_path)
   assert not any(tmp_path.iterdir())
+
+
+SPECS = sorted(p.stem for p in pathlib.Path(sweep.__file__).parent.parent.glob(
+    "configs/sweeps/*.py") if p.stem not in ("__init__", "common"))
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_every_shipped_spec_gives_trials_whose_model_builds(name):
+  spec = importlib.import_module(f"configs.sweeps.{name}").get_config()
+  trials = sweep.check_spec(spec)
+  assert len(trials) > spec.top_k  # otherwise the quick stage chooses nothing
+  for trial in trials:
+    for stage in sweep.stage_metrics(spec):
+      config = sweep.trial_config(spec, trial, stage=stage)
+      models.get(config.model.name).build(config.model, num_features=3,
+                                          window=config.data.window)
 
 
 def test_launcher_sweeps_and_reports_the_best_of_its_results(swept):

@@ -139,7 +139,8 @@ def add_missing_fields(config: ml_collections.ConfigDict,
 RESCORING_FIELDS = ("threshold.", "eval.", "model.gamma", "model.scale_scores",
                     "model.test_n_z", "model.score_mode", "model.residual_threshold",
                     "model.score_scales", "model.score_stride", "model.recon_weight",
-                    "model.discrepancy_weight", "model.clf_weight_score")
+                    "model.discrepancy_weight", "model.score_points",
+                    "model.clf_weight_score")
 
 
 def is_rescoring_field(field: str) -> bool:

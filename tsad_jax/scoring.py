@@ -63,6 +63,14 @@ def pad_to_power_of_two(series: np.ndarray) -> np.ndarray:
   return np.pad(series, [(0, padded - len(series))] + [(0, 0)] * (series.ndim - 1))
 
 
+def padded_batches(starts: np.ndarray, batch_size: int):
+  """Yields (size, batch): `starts` in batches of `batch_size`, the last one padded by
+  repeating its starts (one compiled shape); only the first `size` are real."""
+  for begin in range(0, len(starts), batch_size):
+    batch = starts[begin:begin + batch_size]
+    yield len(batch), jnp.asarray(np.resize(batch, batch_size))
+
+
 def fill_unscored(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
   """Timesteps with count 0 take the value of the latest counted one, or the first after.
 
@@ -93,11 +101,6 @@ class Scorer:
     self._windows = functools.partial(_score_windows, **kwargs)
     self._accumulate = functools.partial(_accumulate, **kwargs)
 
-  def _batches(self, starts: np.ndarray):
-    for begin in range(0, len(starts), self.batch_size):
-      batch = starts[begin:begin + self.batch_size]
-      yield len(batch), jnp.asarray(np.resize(batch, self.batch_size))
-
   def __call__(self, params, series: np.ndarray, lengths, key) -> np.ndarray:
     """Per-timestep, per-feature scores of a concatenation of segments.
 
@@ -118,7 +121,7 @@ class Scorer:
     for length in lengths:
       own = windows_lib.window_starts([length], window=self.window, stride=self.stride)
       last, first = [], None
-      for size, batch in self._batches(offset + own):
+      for size, batch in padded_batches(offset + own, self.batch_size):
         scores = self._windows(params, device_series, batch, key)
         if first is None and self.model_lib.SCORES_EVERY_POINT:
           first = np.asarray(scores[0])  # the window starting at the segment's first point
@@ -134,7 +137,7 @@ class Scorer:
     probe = jax.eval_shape(self._windows, params, device_series, jnp.asarray(starts[:1]), key)
     totals = jnp.zeros(device_series.shape[:1] + probe.shape[2:], jnp.float32)
     counts = jnp.zeros(device_series.shape[:1], jnp.float32)
-    for size, batch in self._batches(starts):
+    for size, batch in padded_batches(starts, self.batch_size):
       if size < self.batch_size:  # padding repeats windows; score the tail on its own
         batch = batch[:size]
       totals, counts = self._accumulate(totals, counts, params, device_series, batch, key)

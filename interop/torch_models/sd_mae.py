@@ -95,6 +95,7 @@ class SelfDistilledMAE(nn.Module):
   def __init__(self, spec: sd_mae.SelfDistilledMAE):
     super().__init__()
     self.patch_size = spec.patch_size
+    self.scored_points = sd_mae.scored_points(spec)
     self.distill_weight = spec.distill_weight
     self.recon_weight, self.discrepancy_weight = spec.recon_weight, spec.discrepancy_weight
     self.mask_token = nn.Parameter(0.02 * torch.randn(spec.d_model))
@@ -164,9 +165,12 @@ def loss(module, windows, noise):
 
 
 def score(module, windows, noise):
-  """(B, 1, D): the weighted squared error and teacher/student discrepancy of the last point."""
+  """(B, 1, D): the weighted squared error and teacher/student discrepancy at the scored points
+  (`sd_mae.scored_points`), averaged over them."""
   del noise
   out = module(windows)
-  teacher, student = out["teacher"][:, -1:], out["student"][:, -1:]
-  return (module.recon_weight * torch.square(teacher - windows[:, -1:])
-          + module.discrepancy_weight * torch.square(teacher - student))
+  points = module.scored_points
+  teacher, student = out["teacher"][:, points], out["student"][:, points]
+  errors = (module.recon_weight * torch.square(teacher - windows[:, points])
+            + module.discrepancy_weight * torch.square(teacher - student))
+  return errors.mean(dim=1, keepdim=True)

@@ -33,11 +33,15 @@ The teacher learns to reconstruct; the student learns only to follow the
 teacher (the shared encoder learns from both terms). With equal teacher and
 student parameters the two outputs, and so the discrepancy, are exactly equal.
 
-Score of the window's last point, per feature: `recon_weight` x (teacher - x)^2
-+ `discrepancy_weight` x (teacher - student)^2, with the last `mask_last_n`
-points hidden, so the model predicts the point from the points before it. On
-data like the training data the student has learnt to agree with the teacher;
-elsewhere the two heads drift apart as well as missing the point.
+Score of a window, per feature, given to its last point: `recon_weight` x
+(teacher - x)^2 + `discrepancy_weight` x (teacher - student)^2 with the
+patches covering the last `mask_last_n` points hidden, so the model predicts
+them from the points before them. `score_points` says which of them it reads:
+"last", the window's last point; "masked", the mean over the last
+`mask_last_n` points, as the seed's evaluator scores a window. The mean
+divides a one-point spike's error by mask_last_n (see bench/accuracy_notes.md).
+On data like the training data the student has learnt to agree with the
+teacher; elsewhere the two heads drift apart as well as missing the points.
 """
 
 import math
@@ -53,6 +57,7 @@ from tsad_jax.models import transformer
 
 SCORES_EVERY_POINT = False
 PATCHIFY_MODES = ("linear", "cnn_first", "patch_cnn")
+SCORE_POINTS = ("last", "masked")
 CNN_KERNEL_SIZE = 3
 
 
@@ -170,6 +175,8 @@ class SelfDistilledMAE(nn.Module):
   dim_feedforward: int = 256
   dropout: float = 0.0
   num_masked: int = 10  # patches hidden per window in training
+  mask_last_n: int = 1  # the last points hidden at score time
+  score_points: str = "last"  # "last" or "masked" (see the module docstring)
   num_last: int = 1  # patches covering the last mask_last_n points
   train_mask_last: bool = True
   distill_weight: float = 1.0
@@ -225,6 +232,9 @@ def _check_config(model_config: ml_collections.ConfigDict, window: int) -> None:
   if model_config.d_model % model_config.nhead:
     raise ValueError(f"config.model.nhead={model_config.nhead} must divide "
                      f"config.model.d_model={model_config.d_model}.")
+  if model_config.score_points not in SCORE_POINTS:
+    raise ValueError(f"config.model.score_points={model_config.score_points!r}; "
+                     f"use one of {', '.join(SCORE_POINTS)}.")
   if model_config.patchify_mode not in PATCHIFY_MODES:
     raise ValueError(f"config.model.patchify_mode={model_config.patchify_mode!r}; "
                      f"use one of {', '.join(PATCHIFY_MODES)}.")
@@ -283,6 +293,8 @@ def build(model_config: ml_collections.ConfigDict, *, num_features: int, window:
       dim_feedforward=model_config.dim_feedforward,
       dropout=float(model_config.dropout),
       num_masked=num_masked_patches(model_config.num_patches, model_config.masking_ratio),
+      mask_last_n=model_config.mask_last_n,
+      score_points=model_config.score_points,
       num_last=num_last_patches(model_config.patch_size, model_config.mask_last_n),
       train_mask_last=model_config.train_mask_last,
       distill_weight=float(model_config.distill_weight),
@@ -317,11 +329,19 @@ def loss(model, params, windows, *, rng, train):
   return recon + model.distill_weight * distill, {"recon_mse": recon, "discrepancy": distill}
 
 
+def scored_points(model) -> slice:
+  """The points of a window its score reads (`score_points`)."""
+  return slice(-1 if model.score_points == "last" else -model.mask_last_n, None)
+
+
 def score(model, params, windows, *, rng):
-  """(B, 1, D): recon_weight (teacher - x)^2 + discrepancy_weight (teacher - student)^2 of the
-  last point, with the patches covering the last `mask_last_n` points hidden."""
+  """(B, 1, D): recon_weight (teacher - x)^2 + discrepancy_weight (teacher - student)^2, with
+  the patches covering the last `mask_last_n` points hidden, at the last point or averaged
+  over the masked last points (`score_points`)."""
   del rng
   out = model.apply({"params": params}, windows)
-  teacher, student = out["teacher"][:, -1:], out["student"][:, -1:]
-  return (model.recon_weight * jnp.square(teacher - windows[:, -1:])
-          + model.discrepancy_weight * jnp.square(teacher - student))
+  points = scored_points(model)
+  teacher, student = out["teacher"][:, points], out["student"][:, points]
+  errors = (model.recon_weight * jnp.square(teacher - windows[:, points])
+            + model.discrepancy_weight * jnp.square(teacher - student))
+  return jnp.mean(errors, axis=1, keepdims=True)
