@@ -148,13 +148,14 @@ def _train_rate(config_name: str, entity: str, steps: int) -> dict:
   series, key = distributed.put((prepared.train, jax.random.PRNGKey(1)), rep)
   batches = [distributed.put(starts, distributed.batch_sharded(mesh))
              for starts in steps_lib.batches(setup, steps + 2, config.train.batch_size)]
-  for i, starts in enumerate(batches):
-    if i == 2:
-      started = time.perf_counter()
-    state, loss = step_fn(state, series, starts, key)
+  holder = {"state": state}
+
+  def train_step(starts):
+    holder["state"], loss = step_fn(holder["state"], series, starts, key)
     loss.block_until_ready()
-  seconds = time.perf_counter() - started
-  return {"samples_per_second": config.train.batch_size * steps / seconds}
+
+  return {"samples_per_second":
+          config.train.batch_size / steps_lib.seconds_per_item(train_step, batches)}
 
 
 def _peak_mb() -> float:

@@ -1,5 +1,7 @@
 """The library's training step on real batches, as every speed section times it."""
 
+import time
+
 import jax
 import numpy as np
 
@@ -22,3 +24,13 @@ def state_and_step(setup: experiment.Setup, *, params=None, mesh=None):
                                        steps_per_epoch=100, initial_params=params)
   return state, train.make_train_step(setup.model_lib, setup.model, tx,
                                       window=config.data.window, mesh=mesh)
+
+
+def seconds_per_item(fn, items, warmup: int = 2) -> float:
+  """Seconds per item of `fn` over `items[warmup:]`; `fn` must block until done."""
+  for item in items[:warmup]:
+    fn(item)
+  started = time.perf_counter()
+  for item in items[warmup:]:
+    fn(item)
+  return (time.perf_counter() - started) / (len(items) - warmup)

@@ -81,14 +81,7 @@ def _windows(setup: experiment.Setup, starts: np.ndarray) -> np.ndarray:
   return np.stack([setup.prepared.train[s:s + window] for s in starts]).astype(np.float32)
 
 
-def _timed(fn, items, warmup: int = 2) -> float:
-  """Seconds per item of `fn` over `items[warmup:]`; `fn` must block until done."""
-  for item in items[:warmup]:
-    fn(item)
-  started = time.perf_counter()
-  for item in items[warmup:]:
-    fn(item)
-  return (time.perf_counter() - started) / (len(items) - warmup)
+_timed = steps_lib.seconds_per_item
 
 
 def jax_rates(setup: experiment.Setup, params, steps: int, score_batches: int):
