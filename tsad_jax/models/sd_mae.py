@@ -177,11 +177,15 @@ class SelfDistilledMAE(nn.Module):
   num_masked: int = 10  # patches hidden per window in training
   mask_last_n: int = 1  # the last points hidden at score time
   score_points: str = "last"  # "last" or "masked" (see the module docstring)
-  num_last: int = 1  # patches covering the last mask_last_n points
   train_mask_last: bool = True
   distill_weight: float = 1.0
   recon_weight: float = 1.0
   discrepancy_weight: float = 1.0
+
+  @property
+  def num_last(self) -> int:
+    """Patches covering the last `mask_last_n` points."""
+    return num_last_patches(self.patch_size, self.mask_last_n)
 
   def setup(self):
     self.patch_embedding = PatchEmbedding(self.patchify_mode, self.patch_size, self.d_model)
@@ -295,7 +299,6 @@ def build(model_config: ml_collections.ConfigDict, *, num_features: int, window:
       num_masked=num_masked_patches(model_config.num_patches, model_config.masking_ratio),
       mask_last_n=model_config.mask_last_n,
       score_points=model_config.score_points,
-      num_last=num_last_patches(model_config.patch_size, model_config.mask_last_n),
       train_mask_last=model_config.train_mask_last,
       distill_weight=float(model_config.distill_weight),
       recon_weight=float(model_config.recon_weight),
