@@ -186,22 +186,25 @@ def run_job(job: str, entity: str) -> pathlib.Path:
 
 
 def pooled(run_dirs: list[pathlib.Path], vus_window: int) -> dict:
-  """Threshold-free figures on all entities' test scores together, and POT/oracle counts."""
-  labels, scores, summaries = [], [], []
+  """Threshold-free figures on all entities' test scores together, and the alarms' and the
+  oracle's thresholded figures from every entity's own predictions."""
+  labels, scores, alarms, summaries = [], [], [], []
   for run_dir in run_dirs:
     with np.load(run_dir / "scores.npz") as arrays:
       names = sorted(k[:-len("/score")] for k in arrays if k.endswith("/score"))
       labels += [arrays[f"{n}/label"] for n in names]
       scores += [arrays[f"{n}/score"] for n in names]
+      alarms += [arrays[f"{n}/alarm"] for n in names]
     summaries.append(experiment.load_summary(run_dir))
   figures = evaluation.threshold_free(["all"], [np.concatenate(labels)],
                                       [np.concatenate(scores)],
                                       sliding_window=vus_window)["pooled"]
-  for method in (report.THRESHOLD, evaluation.ORACLE):
-    thresholds = [s["thresholds"][method]["mean"]["threshold"] for s in summaries]
-    preds = [thresholds_lib.predict(s, t) for s, t in zip(scores, thresholds, strict=True)]
+  oracle = [thresholds_lib.predict(s, summary["thresholds"][evaluation.ORACLE]["mean"]["threshold"])
+            for s, summary in zip(scores, summaries, strict=True)]
+  for name, preds in ((report.ALARM, alarms), (evaluation.ORACLE, oracle)):
     counts = evaluation.pooled_counts(labels, preds)
-    figures[f"{method}/F1"], figures[f"{method}/PA-F1"] = counts["F1"], counts["PA-F1"]
+    for key in report.POOLED_KEYS:
+      figures[f"{name}/{key}"] = counts[key]
   return figures
 
 

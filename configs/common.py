@@ -90,11 +90,17 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval = ml_collections.ConfigDict()
   config.eval.batch_size = 512
   config.eval.point_rule = "last"  # last | mean: see tsad_jax/data/windows.py
-  # test | train | none: each feature's score minus its median, over its IQR, before
-  # the sum; statistics of the scored series itself (test, as GDN) or of training
-  # (train: causal, for streaming). See tsad_jax/feature_scaling.py.
-  config.eval.feature_scaling = "test"
+  # How per-feature scores become the total alarms are raised on (tsad_jax/alarms.py):
+  # causal smoothing (none | ewma | gaussian), then each feature scaled by the median
+  # and IQR of the calibration scores (train: causal, from training data only) or of
+  # the test series itself (test: transductive) or not at all (none), then summed
+  # as they are (sum) or as -log tail probabilities (tail_p).
+  config.eval.smoothing = "none"
+  config.eval.smoothing_alpha = 0.1  # ewma: weight of the newest row
+  config.eval.smoothing_sigma = 5.0  # gaussian: width in rows of the one-sided kernel
+  config.eval.feature_scaling = "train"
   config.eval.scaling_floor = 0.01  # smallest IQR used, as a fraction of the mean IQR
+  config.eval.aggregation = "sum"
   config.eval.vus_window = 100  # sliding window of VUS-PR / VUS-ROC (TSB-AD's default)
   config.eval.baselines = "zscore,pca"
   config.eval.pca_variance = 0.95
@@ -102,13 +108,19 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval.residual_plots = 20  # models with residual matrices: heatmaps per entity, at most
 
   config.threshold = ml_collections.ConfigDict()
-  # Also: spot (streaming POT; refits on every new peak, minutes on long drifting
-  # test series such as SMD's), fixed.
+  # The first method raises the alarms; the others are reported beside it. pot |
+  # spot | dspot (streaming, drift-aware) | percentile | tail_p | fixed: see
+  # tsad_jax/thresholds/__init__.py.
   config.threshold.methods = "pot,percentile"
-  config.threshold.calibration = "train"  # train | val: scores the thresholds are fitted on
+  # val: the held-out validation tail of the training series (never trained on);
+  # train: the whole training series (in-sample). Scores the thresholds and the
+  # causal feature scaling are fitted on.
+  config.threshold.calibration = "val"
   config.threshold.pot_q = 1e-3
   config.threshold.pot_level = 0.98
+  config.threshold.dspot_depth = 10  # dspot: past non-alarm scores in the local mean
   config.threshold.anomaly_ratio = 0.5  # percent of calibration points above the threshold
+  config.threshold.tail_probability = 1e-6  # tail_p: alarm below this joint tail probability
   config.threshold.fixed_value = 0.0
   return config
 

@@ -35,21 +35,25 @@ def two_runs(tmp_path_factory):
   return run_dirs
 
 
-def test_pooled_figures_use_every_run_and_its_own_threshold(two_runs):
+def test_pooled_figures_use_every_run_and_its_own_alarms(two_runs):
   result = accuracy.job_result("tiny", "synthetic", two_runs)
   assert set(result.summaries) == {"series-0", "series-1"}
-  labels, scores, preds = [], [], []
+  labels, scores, alarms = [], [], []
   for run_dir, summary in zip(two_runs, result.summaries.values(), strict=True):
     arrays = np.load(run_dir / "scores.npz")
     name = summary["entities"][0]
     labels.append(arrays[f"{name}/label"])
     scores.append(arrays[f"{name}/score"])
-    preds.append((scores[-1] > summary["thresholds"]["pot"]["mean"]["threshold"]).astype(int))
+    alarms.append(arrays[f"{name}/alarm"])
+    threshold = summary["thresholds"]["pot"]["mean"]["threshold"]  # the alarm method
+    np.testing.assert_array_equal(alarms[-1], scores[-1] > threshold)
   expected = metrics.threshold_free(np.concatenate(labels), np.concatenate(scores),
                                     sliding_window=10)
   assert result.pooled["VUS-PR"] == pytest.approx(expected["VUS-PR"])
-  counts = evaluation.pooled_counts(labels, preds)
-  assert result.pooled["pot/F1"] == pytest.approx(counts["F1"])
+  counts = evaluation.pooled_counts(labels, alarms)
+  assert result.pooled["alarm/F1"] == pytest.approx(counts["F1"])
+  assert result.pooled["alarm/flagged"] == pytest.approx(
+      np.concatenate(alarms).mean())
 
 
 def test_report_rows_means_and_verdicts(two_runs):
@@ -63,11 +67,20 @@ def test_report_rows_means_and_verdicts(two_runs):
   assert f"| {np.mean(vus):.3f} |" in mean_row
   verdict_row = next(line for line in text.splitlines()
                      if line.startswith("| synthetic | LSTM-AE | 2 |"))
-  pca = np.mean([s["baselines"]["pca"]["mean"]["VUS-PR"] for s in result.summaries.values()])
-  zscore = np.mean([s["baselines"]["zscore"]["mean"]["VUS-PR"]
+  pca = np.mean([s["baselines"]["pca"]["threshold_free"]["mean"]["VUS-PR"]
+                 for s in result.summaries.values()])
+  zscore = np.mean([s["baselines"]["zscore"]["threshold_free"]["mean"]["VUS-PR"]
                     for s in result.summaries.values()])
   beats = np.mean(vus) > max(pca, zscore)
   assert verdict_row.endswith("| yes |" if beats else "| **no** |")
+  alarms = text.split("## Alarms without labels")[1].split("\n## ")[0]
+  alarm_row = next(line for line in alarms.splitlines() if line.startswith("| synthetic | LSTM-AE"))
+  label_free = np.mean([s["thresholds"]["pot"]["mean"]["F1"] for s in result.summaries.values()])
+  oracle = np.mean([s["thresholds"][evaluation.ORACLE]["mean"]["F1"]
+                    for s in result.summaries.values()])
+  assert alarm_row.startswith(f"| synthetic | LSTM-AE | {label_free:.3f} | {oracle:.3f} | "
+                              f"{label_free / oracle:.3f} |")
+  assert "| synthetic | baseline: pca |" in alarms and "| synthetic | baseline: zscore |" in alarms
 
 
 def test_a_job_without_finished_runs_is_left_out(tmp_path):

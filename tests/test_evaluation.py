@@ -4,9 +4,13 @@ import ml_collections
 import numpy as np
 from numpy.testing import assert_allclose
 import pytest
+from sklearn import decomposition
+from sklearn import preprocessing
 
+from configs import tiny
 from tsad_jax import baselines
 from tsad_jax import evaluation
+from tsad_jax.data import synthetic
 
 
 def _threshold_config(**fields):
@@ -59,9 +63,8 @@ def test_single_entity_pooled_equals_mean_for_threshold_free():
 
 def test_zscore_baseline_by_hand():
   train = np.array([[0.0, 10.0], [2.0, 10.0]])  # mean (1, 10), std (1, 0 -> 1)
-  per_feature, total = baselines.zscore(train, np.array([[4.0, 10.0], [1.0, 12.0]]))
+  per_feature = baselines.zscore(train)(np.array([[4.0, 10.0], [1.0, 12.0]]))
   assert_allclose(per_feature, [[3.0, 0.0], [0.0, 2.0]])
-  assert_allclose(total, [3.0, 2.0])
 
 
 def test_pca_baseline_flags_a_broken_correlation():
@@ -69,6 +72,36 @@ def test_pca_baseline_flags_a_broken_correlation():
   base = rng.normal(size=(500, 1))
   train = np.hstack([base, 2 * base, -base]) + 0.01 * rng.normal(size=(500, 3))
   test = np.array([[1.0, 2.0, -1.0], [1.0, -2.0, -1.0]])  # the second breaks the correlation
-  per_feature, total = baselines.pca(train, test, variance=0.9)
+  per_feature = baselines.pca(train, variance=0.9)(test)
   assert per_feature.shape == (2, 3)
+  total = per_feature.sum(axis=1)
   assert total[1] > 100 * total[0]
+
+
+def test_pca_baseline_is_plain_sklearn_pca():
+  """Standardised features, 95 % variance, squared error summed: scikit-learn's own pipeline."""
+  rng = np.random.default_rng(3)
+  mixing = rng.normal(size=(4, 6))
+  train = rng.normal(size=(800, 4)) @ mixing + 0.1 * rng.normal(size=(800, 6))
+  train[:, 5] = 0.25  # a constant feature
+  test = rng.normal(size=(300, 4)) @ mixing + rng.normal(size=(300, 6))
+  scaler = preprocessing.StandardScaler().fit(train)
+  reference = decomposition.PCA(n_components=0.95, svd_solver="full").fit(scaler.transform(train))
+  z = scaler.transform(test)
+  expected = np.square(z - reference.inverse_transform(reference.transform(z))).sum(axis=1)
+  assert_allclose(baselines.pca(train)(test).sum(axis=1), expected, rtol=1e-6, atol=1e-9)
+
+
+def test_baselines_in_a_summary_are_scored_like_the_model():
+  """With no scaling or smoothing a baseline's total is its own plain score; the causal
+  default fits it on the training series minus the held-out tail it calibrates on."""
+  entity = synthetic.generate(train_length=2000, test_length=1000, num_features=4).entity
+  config = tiny.get_config()
+  config.eval.feature_scaling = "none"
+  plain = baselines.calibrated("pca", entity, config)
+  fit_part = entity.train[:len(entity.train) - len(plain.calibration)]
+  assert len(plain.calibration) == 500  # tiny: data.val_fraction 0.25
+  assert_allclose(plain.test, baselines.pca(fit_part)(entity.test), rtol=1e-5)
+  config.threshold.calibration = "train"
+  in_sample = baselines.calibrated("zscore", entity, config)
+  assert_allclose(in_sample.calibration, baselines.zscore(entity.train)(entity.train), rtol=1e-5)

@@ -205,11 +205,11 @@ def test_short_real_smd_training_on_two_machines(tmp_path, data_root):
 
 def test_rescoring_overrides_name_the_changed_scoring_fields_only():
   saved, wanted = tiny.get_config(), tiny.get_config()
-  wanted.eval.feature_scaling, wanted.threshold.pot_q, wanted.run_id = "train", 1e-2, "other"
+  wanted.eval.feature_scaling, wanted.threshold.pot_q, wanted.run_id = "test", 1e-2, "other"
   overrides = runs.rescoring_overrides(saved, wanted)
-  assert overrides == ["eval.feature_scaling=train", "threshold.pot_q=0.01"]
+  assert overrides == ["eval.feature_scaling=test", "threshold.pot_q=0.01"]
   rescored = runs.rescoring_config(saved, overrides)
-  assert (rescored.eval.feature_scaling, rescored.threshold.pot_q) == ("train", 1e-2)
+  assert (rescored.eval.feature_scaling, rescored.threshold.pot_q) == ("test", 1e-2)
   assert runs.training_fields(saved) == runs.training_fields(wanted)
   wanted.model.hidden_size += 1
   assert runs.training_fields(saved) != runs.training_fields(wanted)

@@ -6,6 +6,7 @@ import pytest
 from configs import tiny
 from tsad_jax import experiment
 from tsad_jax import feature_scaling
+from tsad_jax import thresholds
 from tsad_jax.detector import Detector
 
 
@@ -34,8 +35,9 @@ def test_a_steady_large_error_no_longer_hides_a_burst_in_another_feature():
 
   assert above_burst(test.sum(axis=1)) > 100
   for mode in ("train", "test"):
-    scaled, _ = feature_scaling.apply(mode, test, train)
-    assert above_burst(scaled.sum(axis=1)) == 4, mode  # the burst's own other points
+    for aggregation in ("sum", "tail_p"):
+      scaled, _ = feature_scaling.apply(mode, test, train, aggregation=aggregation)
+      assert above_burst(scaled.sum(axis=1)) == 4, (mode, aggregation)  # the burst's own points
 
 
 def test_a_constant_feature_is_floored_not_divided_by_zero():
@@ -66,30 +68,58 @@ def test_none_returns_the_scores_and_unknown_modes_are_refused():
     experiment.build(config)
 
 
-def test_rescoring_a_run_with_train_scaling(tmp_path):
+def test_rescoring_a_run_with_test_scaling(tmp_path):
   config = tiny.get_config()
   config.eval.baselines = ""
   run_dir = experiment.train_and_evaluate(config, tmp_path)
-  default = np.load(run_dir / "scores.npz")["synthetic/per_feature"]  # test statistics
+  default = np.load(run_dir / "scores.npz")["synthetic/per_feature"]  # calibration statistics
   summary, out_dir = experiment.evaluate_run(
-      run_dir, overrides=("eval.feature_scaling=train", "eval.plots=False"))
+      run_dir, overrides=("eval.feature_scaling=test", "eval.plots=False"))
   scaled = np.load(out_dir / "scores.npz")["synthetic/per_feature"]
   assert scaled.shape == default.shape and not np.allclose(scaled, default)
   # Scaling is increasing and affine per feature: each feature's peak stays where it was.
   np.testing.assert_array_equal(scaled.argmax(axis=0), default.argmax(axis=0))
   assert np.isfinite(summary["threshold_free"]["mean"]["VUS-PR"])
+  assert summary["scoring"]["mode"].startswith("test-scaled (transductive")
+  causal = experiment.load_summary(run_dir)
+  assert causal["scoring"]["mode"].startswith("causal")
+  # The causal run reports the transductive figures beside its own, equal to the re-scoring's.
+  assert causal["threshold_free_test_scaled"]["mean"]["VUS-PR"] == pytest.approx(
+      summary["threshold_free"]["mean"]["VUS-PR"], rel=1e-5)
 
 
-def test_detector_scales_with_its_training_statistics(tmp_path):
+def test_tail_probabilities_by_hand():
+  """At the median the tail probability is 1/2; one IQR above it z = 1.349, P = 0.0887."""
+  scaled = np.array([[0.0, 1.0, -3.0]])
+  np.testing.assert_allclose(feature_scaling.tail_log_probabilities(scaled),
+                             [[np.log(2.0), -np.log(0.08867), 0.0]], atol=1e-4)
+  train = np.random.default_rng(3).normal(size=(4000, 2))
+  test = np.array([[0.0, 0.0], [0.0, 4.0]])
+  summed, _ = feature_scaling.apply("train", test, train, aggregation="tail_p")
+  assert summed[1, 1] > 8.0 > summed[0, 1]  # four standard deviations: -log(3.2e-5) = 10.3
+  with pytest.raises(ValueError, match="aggregation='tail_p' fits each feature's distribution"):
+    feature_scaling.apply("none", test, train, aggregation="tail_p")
+
+
+def test_detector_calibrates_on_its_held_out_tail_like_the_launchers(tmp_path):
+  """Scaling statistics and the threshold come from the last val_fraction of the series it
+  was fitted on (never trained on), as in launch.train; not from the whole training series."""
   config = tiny.get_config()
-  config.eval.feature_scaling = "train"
   rng = np.random.default_rng(0)
   t = np.arange(800)[:, None]
   train = np.sin(t / 5.0 + np.arange(3)) + 0.05 * rng.normal(size=(800, 3))
   detector = Detector(config, workdir=str(tmp_path)).fit(train)
-  per_feature, _ = feature_scaling.apply("train", detector.train_per_feature_,
-                                         detector.train_per_feature_)
-  np.testing.assert_allclose(np.median(per_feature, axis=0), 0.0, atol=1e-5)
-  np.testing.assert_allclose(detector.decision_scores_, per_feature.sum(axis=1), rtol=1e-5)
+  raw = detector.train_per_feature_
+  assert len(detector.calibration_scores_) == 200  # tiny: data.val_fraction 0.25
+  stats = feature_scaling.robust_stats(raw[-200:])
+  np.testing.assert_allclose(detector.calibration_scores_,
+                             feature_scaling.scale(raw[-200:], stats).sum(axis=1), rtol=1e-5)
+  np.testing.assert_allclose(detector.decision_scores_,
+                             feature_scaling.scale(raw, stats).sum(axis=1), rtol=1e-5)
+  whole = feature_scaling.robust_stats(raw)
+  assert not np.allclose(detector.decision_scores_, feature_scaling.scale(raw, whole).sum(axis=1))
+  assert detector.threshold_ == thresholds.pot(detector.calibration_scores_, q=1e-3,
+                                               level=0.9).threshold
   np.testing.assert_allclose(detector.decision_function(train), detector.decision_scores_,
                              rtol=1e-4, atol=1e-4)
+  np.testing.assert_array_equal(detector.predict(train), detector.labels_)

@@ -70,9 +70,9 @@ def test_ranking_follows_the_mode_and_puts_failures_last():
   summary = {"training": {"best_val_loss": 0.1}, "threshold_free": {"mean": {"VUS-PR": 0.7}},
              "thresholds": {"pot": {"mean": {"F1": 0.4}}}}
   assert sweep.metric_value(summary, "best_val_loss") == 0.1
-  assert sweep.metric_value(summary, "VUS-PR") == 0.7
-  assert sweep.metric_value(summary, "thresholds/pot/mean/F1") == 0.4
-  assert math.isnan(sweep.metric_value(summary, "thresholds/spot/mean/F1"))
+  assert sweep.metric_value(summary, "oracle:VUS-PR") == 0.7
+  assert sweep.metric_value(summary, "oracle:thresholds/pot/mean/F1") == 0.4
+  assert math.isnan(sweep.metric_value(summary, "oracle:thresholds/spot/mean/F1"))
 
 
 def _spec(**fields):
@@ -94,7 +94,12 @@ def _spec(**fields):
     ({"overrides": ml_collections.ConfigDict({"train": {"epochs": 3}})},
      r"sweep.overrides.train.epochs: the base config has no field"),
     ({"base": "no_such_config"}, r"no config configs/no_such_config.py; choose from .*demo"),
-    ({"metric": "VUS_PR"}, r"sweep.metric='VUS_PR': use best_val_loss, one of .*VUS-PR"),
+    ({"metric": "oracle:VUS_PR", "mode": "max"},
+     r"sweep.metric='oracle:VUS_PR': after oracle: use one of .*VUS-PR"),
+    ({"metric": "VUS-PR", "mode": "max"},
+     r"sweep.metric='VUS-PR' ranks trials by the test series and its labels: rank by "
+     r"best_val_loss .* or name it oracle:VUS-PR"),
+    ({"metric": "thresholds/pot/mean/F1", "mode": "max"}, r"name it oracle:thresholds/pot"),
     ({"mode": "up"}, r"sweep.mode='up': say which way is better"),
     ({"quick_mode": "max"}, r"best_val_loss is a loss: set sweep.quick_mode='min'"),
     ({"grid": ml_collections.ConfigDict({"optim": {"schedule": ("constant", "often")}})},
@@ -135,13 +140,13 @@ def test_launcher_sweeps_and_reports_the_best_of_its_results(swept):
   losses = [float(r["value"]) for r in quick]
   assert losses == sorted(losses) and [r["rank"] for r in quick] == ["1", "2", "3", "4"]
   assert {r["trial"] for r in full} == {r["trial"] for r in quick[:2]}  # the top 2 trained
-  vus = [float(r["value"]) for r in full]
-  assert vus == sorted(vus, reverse=True)
+  full_losses = [float(r["value"]) for r in full]
+  assert full_losses == sorted(full_losses)  # ranked by validation loss, never by test labels
   best = json.loads((folder / "best.json").read_text())
   assert best["trial"] == full[0]["trial"] and best["run_dir"] == full[0]["run_dir"]
-  assert best["value"] == pytest.approx(max(vus))
+  assert best["metric"] == "best_val_loss" and best["value"] == pytest.approx(min(full_losses))
   summary = experiment.load_summary(best["run_dir"])  # an ordinary run folder
-  assert summary["threshold_free"]["mean"]["VUS-PR"] == pytest.approx(best["value"])
+  assert summary["training"]["best_val_loss"] == pytest.approx(best["value"])
   assert summary["training"]["epochs"] == 3
   assert f"Best: {best['trial']}" in stdout and f"--run={best['run_dir']}" in stdout
 

@@ -1,4 +1,4 @@
-"""Tests for tsad_jax.thresholds (POT, SPOT, percentile, fixed, registry)."""
+"""Tests for tsad_jax.thresholds (POT, SPOT, DSPOT, percentile, tail_p, fixed, registry)."""
 
 import math
 
@@ -279,10 +279,18 @@ def test_compute_by_name(make_options):
   fixed_threshold = thresholds.compute("fixed", options=options)
   assert float(fixed_threshold) == 2.5
 
-  for threshold in (pot_threshold, spot_thresholds, percentile_threshold, fixed_threshold):
+  dspot_thresholds = thresholds.compute("dspot", calib_scores=calib, test_scores=test,
+                                        options=options)
+  np.testing.assert_array_equal(dspot_thresholds, thresholds.dspot(calib, test, depth=10)[0])
+
+  tail_threshold = thresholds.compute("tail_p", options={"tail_probability": 1e-6})
+  assert float(tail_threshold) == pytest.approx(6 * math.log(10))
+
+  for threshold in (pot_threshold, spot_thresholds, percentile_threshold, fixed_threshold,
+                    dspot_thresholds, tail_threshold):
     preds = thresholds.predict(test, threshold)
     assert preds.dtype == np.uint8 and preds.shape == test.shape
-  assert set(thresholds.REGISTRY) == {"pot", "spot", "percentile", "fixed"}
+  assert set(thresholds.REGISTRY) == {"pot", "spot", "dspot", "percentile", "tail_p", "fixed"}
 
 
 def test_compute_defaults_for_pot_options():
@@ -376,3 +384,72 @@ def test_bad_spot_update_and_other_options_raise():
     thresholds.percentile(_GOOD, anomaly_ratio=-0.5)
   with pytest.raises(ValueError, match="must be finite"):
     thresholds.fixed(float("inf"))
+
+
+# ---------------------------------------------------------------------------
+# DSPOT and the tail-probability threshold.
+# ---------------------------------------------------------------------------
+
+
+def test_dspot_calibrates_on_residuals_from_the_local_mean():
+  """Depth 2 by hand: each residual is the score minus the mean of the two before it."""
+  rng = np.random.default_rng(20)
+  calib = rng.standard_normal(2_000).cumsum() * 0.01 + rng.standard_normal(2_000)
+  state = thresholds.dspot_init(calib, q=1e-3, level=0.98, depth=2)
+  residuals = np.array([calib[i] - (calib[i - 1] + calib[i - 2]) / 2 for i in range(2, 2_000)])
+  reference = thresholds.spot_init(residuals, q=1e-3, level=0.98)
+  assert state.spot.threshold == pytest.approx(reference.threshold, rel=1e-12)
+  assert state.spot.num_obs == 1_998 and state.spot.num_peaks == reference.num_peaks
+  np.testing.assert_array_equal(state.window, calib[-2:])
+
+
+def test_dspot_follows_a_drift_that_spot_alarms_on():
+  rng = np.random.default_rng(21)
+  calib = rng.standard_normal(5_000)
+  drift = np.linspace(0.0, 40.0, 4_000) + rng.standard_normal(4_000)
+  _, spot_alarms = thresholds.spot(calib, drift)
+  _, dspot_alarms = thresholds.dspot(calib, drift, depth=20)
+  assert spot_alarms.mean() > 0.5  # the drifted level alone looks anomalous to SPOT
+  assert dspot_alarms.mean() < 0.01  # DSPOT reads the score against its local mean
+  spiked = drift.copy()
+  spiked[3_000] += 30.0
+  _, alarms = thresholds.dspot(calib, spiked, depth=20)
+  assert alarms[3_000] == 1
+
+
+def test_dspot_alarms_stay_out_of_the_window_and_the_stream_matches_updates():
+  rng = np.random.default_rng(22)
+  calib, test = rng.standard_normal(3_000), rng.standard_normal(1_000)
+  test[500] = 50.0
+  state = thresholds.dspot_init(calib, depth=5)
+  stepwise, alarms = [], []
+  for score in test:
+    before = state.window.copy()
+    state, threshold, alarm = thresholds.dspot_update(state, score)
+    stepwise.append(threshold)
+    alarms.append(alarm)
+    if alarm:
+      np.testing.assert_array_equal(state.window, before)
+    else:
+      assert state.window[-1] == score
+  assert alarms[500]
+  whole, whole_alarms = thresholds.dspot(calib, test, depth=5)
+  np.testing.assert_array_equal(whole, stepwise)
+  np.testing.assert_array_equal(whole_alarms, alarms)
+
+
+def test_dspot_refuses_a_bad_depth():
+  with pytest.raises(ValueError, match="depth must be a positive integer"):
+    thresholds.dspot_init(np.ones(100), depth=0)
+  with pytest.raises(ValueError, match="needs more than 100 calibration scores"):
+    thresholds.dspot_init(np.arange(100.0), depth=100)
+
+
+def test_tail_p_flags_a_joint_tail_probability_below_the_level():
+  """Two features with tail probabilities 1e-3 and 1e-4 multiply to 1e-7 < 1e-6: an alarm;
+  1e-3 and 1e-2 make 1e-5: none."""
+  level = thresholds.tail_p(1e-6)
+  scores = np.array([-math.log(1e-3) - math.log(1e-4), -math.log(1e-3) - math.log(1e-2)])
+  np.testing.assert_array_equal(thresholds.predict(scores, level), [1, 0])
+  with pytest.raises(ValueError, match="tail_probability must be in the open interval"):
+    thresholds.tail_p(1.0)

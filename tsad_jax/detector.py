@@ -2,7 +2,7 @@
 
   detector = Detector(configs.demo.get_config()).fit(train)   # (T, D) array
   scores = detector.decision_function(test)   # one score per timestep, higher = worse
-  labels = detector.predict(test)              # 0/1, from threshold_ set at fit time
+  labels = detector.predict(test)              # 0/1 alarms at the configured threshold
 
 The first `window - 1` timesteps of a series get scores by the rule in
 `tsad_jax/data/windows.py` (the first window's own per-point scores, or a
@@ -17,7 +17,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from tsad_jax import feature_scaling
+from tsad_jax import alarms
+from tsad_jax import evaluation
 from tsad_jax import models
 from tsad_jax import scoring
 from tsad_jax import thresholds
@@ -28,9 +29,6 @@ from tsad_jax.data.prepare import fit_and_val_starts
 from tsad_jax.data.types import DataError
 from tsad_jax.data.types import Dataset
 from tsad_jax.data.types import Entity
-
-# SPOT needs the test stream itself, so a threshold fixed at fit time uses POT instead.
-_FIT_TIME_METHOD = {"spot": "pot"}
 
 
 def _check(x, *, window: int, num_features: int | None, what: str) -> np.ndarray:
@@ -52,10 +50,13 @@ def _check(x, *, window: int, num_features: int | None, what: str) -> np.ndarray
 class Detector:
   """Fit on a normal (T, D) series; score and label new series.
 
-  Attributes set by `fit`: `threshold_`, `decision_scores_` (training scores),
-  `labels_` (training labels at `threshold_`), `params_`, `history_`.
-  Scores are combined and scaled per feature as the launchers do
-  (`config.eval.feature_scaling`, and a model's own `combine`).
+  Attributes set by `fit`: `threshold_` (the alarm threshold fitted on the
+  calibration scores; the streaming methods start from it and follow each
+  series `predict` is given), `calibration_scores_` (the held-out tail's
+  total scores), `decision_scores_` (the training series' scores), `labels_`
+  (training labels at `threshold_`), `params_`, `history_`. Scores are
+  combined, smoothed, scaled and thresholded as the launchers do
+  (`alarms.calibrate`, `config.eval`, `config.threshold`).
   """
 
   def __init__(self, config: ml_collections.ConfigDict, *, workdir: str | None = None):
@@ -66,7 +67,9 @@ class Detector:
   def fit(self, x, y=None) -> "Detector":
     del y  # unsupervised, as in PyOD
     cfg = self.config
+    alarms.check(cfg)
     x = _check(x, window=cfg.data.window, num_features=None, what="fit input")
+    alarms.check_lengths({"the fit input": len(x)}, cfg)
     self.stats_ = normalize.fit(x, cfg.data.normalize, clip=cfg.data.minmax_clip)
     series = normalize.apply(self.stats_, x).astype(np.float32)
     train_starts, val_starts = fit_and_val_starts([len(series)], cfg.data)
@@ -74,7 +77,6 @@ class Detector:
     prepared = Prepared(Dataset("array", (entity,), tuple(map(str, range(x.shape[1])))),
                         series, series[:0], (len(series),), (), train_starts, val_starts)
     model_lib = models.get(cfg.model.name)
-    feature_scaling.check(cfg.eval.feature_scaling, cfg.eval.scaling_floor)
     self.model_ = model_lib.build(cfg.model, num_features=x.shape[1], window=cfg.data.window)
     self._scorer = scoring.for_config(model_lib, self.model_, cfg)
     if self.workdir:
@@ -88,12 +90,10 @@ class Detector:
       self._combine = functools.partial(model_lib.combine, model_config=cfg.model)
     self.train_parts_ = self._raw_scores(series)
     self.train_per_feature_ = self._combine(self.train_parts_, reference=self.train_parts_)
-    self.decision_scores_ = self._total(self.train_per_feature_)
-    method = cfg.threshold.methods.split(",")[0].strip()
-    method = _FIT_TIME_METHOD.get(method, method)
-    self.threshold_ = float(thresholds.compute(
-        method, calib_scores=self.decision_scores_, test_scores=self.decision_scores_,
-        options=cfg.threshold))
+    calibrated = alarms.calibrate(self.train_per_feature_, self.train_per_feature_, cfg)
+    self.calibration_scores_ = calibrated.calibration.sum(axis=1)
+    self.decision_scores_ = calibrated.test.sum(axis=1)
+    self.threshold_ = float(np.ravel(self._thresholds(self.decision_scores_))[0])
     self.labels_ = thresholds.predict(self.decision_scores_, self.threshold_)
     return self
 
@@ -101,19 +101,21 @@ class Detector:
     key = jax.random.fold_in(jax.random.PRNGKey(self.config.seed), 2)
     return self._scorer(self.params_, series, [len(series)], key)
 
-  def _total(self, per_feature: np.ndarray) -> np.ndarray:
-    scaled, _ = feature_scaling.apply(self.config.eval.feature_scaling, per_feature,
-                                      self.train_per_feature_,
-                                      floor=self.config.eval.scaling_floor)
-    return scaled.sum(axis=1)
+  def _thresholds(self, scores: np.ndarray) -> np.ndarray:
+    """The alarm method's threshold for each of `scores` (one for all but streaming methods)."""
+    method = evaluation.methods(self.config.threshold)[0]
+    return thresholds.compute(method, calib_scores=self.calibration_scores_, test_scores=scores,
+                              options=self.config.threshold)
 
   def decision_function(self, x) -> np.ndarray:
     """(T,) anomaly scores, one per row of `x`, higher = more anomalous."""
     x = _check(x, window=self.config.data.window, num_features=self.num_features_,
                what="decision_function input")
     parts = self._raw_scores(normalize.apply(self.stats_, x).astype(np.float32))
-    return self._total(self._combine(parts, reference=self.train_parts_))
+    per_feature = self._combine(parts, reference=self.train_parts_)
+    return alarms.calibrate(per_feature, self.train_per_feature_, self.config).test.sum(axis=1)
 
   def predict(self, x) -> np.ndarray:
-    """(T,) 0/1 labels at `threshold_`."""
-    return thresholds.predict(self.decision_function(x), self.threshold_)
+    """(T,) 0/1 alarms: `x`'s scores against the alarm method's threshold."""
+    scores = self.decision_function(x)
+    return thresholds.predict(scores, self._thresholds(scores))

@@ -1,8 +1,10 @@
 """From per-timestep scores and labels to the figures of `summary.json`.
 
 Threshold-free metrics lead. Each threshold method is calibrated on the
-entity's own training (or validation) scores, never on test labels; the
-best-F1 threshold does see the test labels and is reported as an oracle.
+entity's own calibration scores (training data only: by default the held-out
+validation tail), never on test labels; the first configured method raises
+the alarms, and the best-F1 threshold, which sees the test labels, is
+reported beside it as an oracle.
 Over several entities every figure is given per entity, as the mean over
 entities, and pooled (threshold-free metrics on the concatenated series;
 thresholded ones from true and false positives summed over entities).
@@ -29,7 +31,9 @@ def _mean(per_entity: dict[str, dict[str, float]]) -> dict[str, float]:
   return out
 
 
-def pooled_counts(labels: Sequence[np.ndarray], preds: Sequence[np.ndarray]) -> dict[str, float]:
+def pooled_counts(labels: Sequence[np.ndarray], preds: Sequence[np.ndarray], *,
+                  points_per_day: float | None = None) -> dict[str, float]:
+  """Thresholded figures of all entities' points together (counts summed over entities)."""
   figures = {}
   for adjust, prefix in ((None, ""), ("pa", "PA-")):
     counts = [metrics.confusion_counts(y, p, adjust=adjust)
@@ -38,7 +42,24 @@ def pooled_counts(labels: Sequence[np.ndarray], preds: Sequence[np.ndarray]) -> 
     precision, recall, f1 = metrics.f1_from_counts(total)
     figures.update({f"{prefix}precision": precision, f"{prefix}recall": recall,
                     f"{prefix}F1": f1})
+  points = sum(len(y) for y in labels)
+  segments = [len(metrics.anomaly_segments(y)) for y in labels]
+  detected = [metrics.detection_summary(y, p)[1] for y, p in zip(labels, preds, strict=True)]
+  false_alarms = sum(metrics.alarm_events(y, p)["false-alarm-events"]
+                     for y, p in zip(labels, preds, strict=True))
+  figures.update({
+      "flagged": sum(int(np.sum(p)) for p in preds) / points,
+      "anomaly-share": sum(int(np.sum(y)) for y in labels) / points,
+      "detected-segments": (sum(n * d for n, d in zip(segments, detected, strict=True) if n)
+                            / sum(segments) if sum(segments) else float("nan")),
+      "false-alarm-events": false_alarms,
+      "false-alarms-per-day": _per_day(false_alarms, points, points_per_day),
+  })
   return figures
+
+
+def _per_day(count: int, points: int, points_per_day: float | None) -> float:
+  return count * points_per_day / points if points_per_day else float("nan")
 
 
 def _aggregate(names, per_entity: dict[str, dict[str, float]], pooled: dict[str, float]):
@@ -58,24 +79,49 @@ def threshold_free(names, labels, scores, *, sliding_window: int) -> dict:
   return _aggregate(names, per_entity, pooled)
 
 
-def thresholded(names, labels, scores, calib_scores, cfg: ml_collections.ConfigDict) -> dict:
-  """Figures at each configured threshold method, and at the oracle threshold."""
+def predictions(labels, scores, calib_scores, cfg: ml_collections.ConfigDict) -> dict[str, list]:
+  """Per method (each configured one, then the oracle): each entity's 0/1 predictions.
+
+  Each entry is a list of (threshold, predictions) per entity; the threshold is
+  one value, or one per test step for the streaming methods.
+  """
   out = {}
-  methods = [m.strip() for m in cfg.methods.split(",") if m.strip()]  # checked by check_config
-  for method in methods + [ORACLE]:
-    per_entity, all_preds = {}, []
-    for name, y, s, calib in zip(names, labels, scores, calib_scores, strict=True):
+  for method in methods(cfg) + [ORACLE]:
+    out[method] = []
+    for y, s, calib in zip(labels, scores, calib_scores, strict=True):
       if method == ORACLE:
-        threshold = metrics.best_f1_threshold(y, s)[0]
+        threshold = np.asarray(metrics.best_f1_threshold(y, s)[0])
       else:
         threshold = thresholds.compute(method, calib_scores=calib, test_scores=s, options=cfg)
-      preds = thresholds.predict(s, threshold)
+      out[method].append((threshold, thresholds.predict(s, threshold)))
+  return out
+
+
+def thresholded(names, labels, scores, calib_scores, cfg: ml_collections.ConfigDict, *,
+                points_per_day: float | None = None, predicted: dict | None = None) -> dict:
+  """Figures at each configured threshold method, and at the oracle threshold.
+
+  `predicted` (from `predictions`) saves computing the thresholds again.
+  """
+  predicted = predicted or predictions(labels, scores, calib_scores, cfg)
+  out = {}
+  for method, per_method in predicted.items():
+    per_entity = {}
+    for name, y, (threshold, preds) in zip(names, labels, per_method, strict=True):
       figures = metrics.at_threshold(y, preds)
+      figures["false-alarms-per-day"] = _per_day(figures["false-alarm-events"], len(y),
+                                                 points_per_day)
       figures["threshold"] = float(np.mean(threshold))
       per_entity[name] = figures
-      all_preds.append(preds)
-    out[method] = _aggregate(names, per_entity, pooled_counts(labels, all_preds))
+    pooled = pooled_counts(labels, [preds for _, preds in per_method],
+                           points_per_day=points_per_day)
+    out[method] = _aggregate(names, per_entity, pooled)
   return out
+
+
+def methods(cfg: ml_collections.ConfigDict) -> list[str]:
+  """The configured threshold methods (config.threshold.methods); the first raises the alarms."""
+  return [m.strip() for m in cfg.methods.split(",") if m.strip()]
 
 
 def interpretation(names, per_feature_scores, segments, *,
@@ -116,10 +162,12 @@ def interpretation(names, per_feature_scores, segments, *,
   return out
 
 
-def summarize(names, labels, scores, calib_scores, config: ml_collections.ConfigDict) -> dict:
+def summarize(names, labels, scores, calib_scores, config: ml_collections.ConfigDict, *,
+              points_per_day: float | None = None, predicted: dict | None = None) -> dict:
   """The metric part of `summary.json` for one set of per-entity total scores."""
   return {
       "threshold_free": threshold_free(names, labels, scores,
                                        sliding_window=config.eval.vus_window),
-      "thresholds": thresholded(names, labels, scores, calib_scores, config.threshold),
+      "thresholds": thresholded(names, labels, scores, calib_scores, config.threshold,
+                                points_per_day=points_per_day, predicted=predicted),
   }

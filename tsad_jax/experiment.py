@@ -1,7 +1,6 @@
 """Train, score, threshold and report: what `launch.train` and `launch.evaluate` run."""
 
 import dataclasses
-import functools
 import json
 import pathlib
 import time
@@ -10,10 +9,10 @@ import jax
 import ml_collections
 import numpy as np
 
+from tsad_jax import alarms
 from tsad_jax import baselines
 from tsad_jax import distributed
 from tsad_jax import evaluation
-from tsad_jax import feature_scaling
 from tsad_jax import models
 from tsad_jax import plots
 from tsad_jax import runs
@@ -45,7 +44,6 @@ def check_config(config: ml_collections.ConfigDict) -> None:
       "threshold.methods": (_names(config.threshold.methods), thresholds.REGISTRY),
       "eval.baselines": (_names(config.eval.baselines), baselines.BASELINES),
       "eval.point_rule": ([config.eval.point_rule], scoring.POINT_RULES),
-      "threshold.calibration": ([config.threshold.calibration], ("train", "val")),
       "train.compute_dtype": ([config.train.compute_dtype], tuple(train.COMPUTE_DTYPES)),
   }
   for field, (given, valid) in choices.items():
@@ -59,7 +57,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                      "model on config.data.entity.")
   if config.data.window < 2:
     raise ValueError(f"config.data.window must be >= 2, got {config.data.window}.")
-  feature_scaling.check(config.eval.feature_scaling, config.eval.scaling_floor)
+  alarms.check(config)
   plots_limit = config.eval.residual_plots
   if isinstance(plots_limit, bool) or not isinstance(plots_limit, int) or plots_limit < 0:
     raise ValueError(f"config.eval.residual_plots={plots_limit!r} must be an integer >= 0 (the "
@@ -71,75 +69,102 @@ def build(config: ml_collections.ConfigDict) -> Setup:
   check_config(config)
   model_lib = models.get(config.model.name)
   prepared = prepare(load(config.data), config.data)
+  alarms.check_lengths({e.name: length for e, length in zip(
+      prepared.dataset.entities, prepared.train_lengths, strict=True)}, config)
   model = model_lib.build(config.model, num_features=prepared.num_features,
                           window=config.data.window)
   return Setup(config, prepared, model_lib, model)
 
 
-def _calibration_scores(setup: Setup, train_scores: list[np.ndarray]) -> list[np.ndarray]:
-  """The scores thresholds are fitted on: all training scores, or the validation part."""
-  if setup.config.threshold.calibration == "train":
-    return train_scores
-  fraction = setup.config.data.val_fraction
-  if not fraction:
-    raise ValueError("config.threshold.calibration='val' needs config.data.val_fraction > 0.")
-  return [s[-max(int(round(len(s) * fraction)), 1):] for s in train_scores]
-
-
-def _baselines(setup: Setup, names, labels) -> dict:
-  prepared, config = setup.prepared, setup.config
+def _baselines(setup: Setup, names, labels, test_scaled: ml_collections.ConfigDict | None) -> dict:
+  """Each baseline scored like the model: threshold-free figures and at each threshold."""
+  config, dataset = setup.config, setup.prepared.dataset
   out = {}
   for name in _names(config.eval.baselines):
-    kwargs = {"variance": config.eval.pca_variance} if name == "pca" else {}
-    pairs = zip(prepared.split_train(prepared.train), prepared.split_test(prepared.test),
-                strict=True)
-    totals = [baselines.BASELINES[name](tr, te, **kwargs)[1] for tr, te in pairs]
-    out[name] = evaluation.threshold_free(names, labels, totals,
-                                          sliding_window=config.eval.vus_window)
+    calibrated = [baselines.calibrated(name, entity, config) for entity in dataset.entities]
+    out[name] = evaluation.summarize(
+        names, labels, [c.test.sum(axis=1) for c in calibrated],
+        [c.calibration.sum(axis=1) for c in calibrated], config,
+        points_per_day=dataset.points_per_day)
+    if test_scaled is not None:
+      totals = [baselines.calibrated(name, entity, test_scaled).test.sum(axis=1)
+                for entity in dataset.entities]
+      out[name]["threshold_free_test_scaled"] = evaluation.threshold_free(
+          names, labels, totals, sliding_window=config.eval.vus_window)
   return out
+
+
+def _test_scaled(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict | None:
+  """The config with transductive feature scaling, reported beside a causal one (else None)."""
+  if config.eval.feature_scaling != "train":
+    return None
+  other = ml_collections.ConfigDict(config.to_dict())
+  other.eval.feature_scaling = "test"
+  return other
+
+
+def raw_scorer(setup: Setup, params):
+  """(series, segment lengths) -> the model's per-timestep scores (or score parts)."""
+  scorer = scoring.for_config(setup.model_lib, setup.model, setup.config)
+  key = jax.random.fold_in(jax.random.PRNGKey(setup.config.seed), 2)
+  return lambda series, lengths: scorer(params, series, lengths, key)
+
+
+def combine(setup: Setup, parts: np.ndarray, *, reference: np.ndarray) -> np.ndarray:
+  """An entity's per-feature scores from its score parts (models scored in parts, see
+  models/__init__.py); `reference` holds the parts of its training series."""
+  if not hasattr(setup.model_lib, "combine"):
+    return parts
+  return setup.model_lib.combine(parts, reference=reference, model_config=setup.config.model)
 
 
 def score_and_report(setup: Setup, params, out_dir: pathlib.Path, *,
                      history: list[dict] | None = None) -> dict:
   """Scores train and test, writes scores, summary.json and plots into `out_dir`."""
   config, prepared = setup.config, setup.prepared
-  scorer = scoring.for_config(setup.model_lib, setup.model, config)
-  key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 2)
   started = time.perf_counter()
-  test_per_feature = prepared.split_test(
-      scorer(params, prepared.test, prepared.test_lengths, key))
-  train_per_feature = prepared.split_train(
-      scorer(params, prepared.train, prepared.train_lengths, key))
-  if hasattr(setup.model_lib, "combine"):  # scored in parts: combine each entity's own
-    combine = functools.partial(setup.model_lib.combine, model_config=config.model)
-    test_per_feature = [combine(test, reference=train)
-                        for test, train in zip(test_per_feature, train_per_feature, strict=True)]
-    train_per_feature = [combine(train, reference=train) for train in train_per_feature]
-  scaled = [feature_scaling.apply(config.eval.feature_scaling, test, train,
-                                  floor=config.eval.scaling_floor)
-            for test, train in zip(test_per_feature, train_per_feature, strict=True)]
-  test_per_feature, train_per_feature = [list(parts) for parts in zip(*scaled, strict=True)]
+  score = raw_scorer(setup, params)
+  train_parts = prepared.split_train(score(prepared.train, prepared.train_lengths))
+  test_raw = [combine(setup, test, reference=train) for test, train in zip(
+      prepared.split_test(score(prepared.test, prepared.test_lengths)), train_parts, strict=True)]
+  train_raw = [combine(setup, train, reference=train) for train in train_parts]
+  calibrated = [alarms.calibrate(test, train, config)
+                for test, train in zip(test_raw, train_raw, strict=True)]
   scoring_seconds = time.perf_counter() - started
 
   entities = prepared.dataset.entities
   names = [e.name for e in entities]
   labels = [e.labels for e in entities]
+  test_per_feature = [c.test for c in calibrated]
   test_scores = [s.sum(axis=1) for s in test_per_feature]
-  calib = _calibration_scores(setup, [s.sum(axis=1) for s in train_per_feature])
+  calib_scores = [c.calibration.sum(axis=1) for c in calibrated]
+  predicted = evaluation.predictions(labels, test_scores, calib_scores, config.threshold)
+  alarm_method = evaluation.methods(config.threshold)[0]
+  test_scaled = _test_scaled(config)
   summary = {
       "model": config.model.name,
       "dataset": config.data.dataset,
       "entities": names,
-      **evaluation.summarize(names, labels, test_scores, calib, config),
-      "baselines": _baselines(setup, names, labels),
-      "scoring_seconds": scoring_seconds,
-      "machine": runs.machine(),
+      "scoring": {"mode": alarms.mode(config), "alarm_method": alarm_method,
+                  "calibration_points": [len(c.calibration) for c in calibrated]},
+      **evaluation.summarize(names, labels, test_scores, calib_scores, config,
+                             points_per_day=prepared.dataset.points_per_day,
+                             predicted=predicted),
   }
+  if test_scaled is not None:
+    totals = [alarms.calibrate(test, train, test_scaled).test.sum(axis=1)
+              for test, train in zip(test_raw, train_raw, strict=True)]
+    summary["threshold_free_test_scaled"] = evaluation.threshold_free(
+        names, labels, totals, sliding_window=config.eval.vus_window)
+  summary["baselines"] = _baselines(setup, names, labels, test_scaled)
+  summary["scoring_seconds"] = scoring_seconds
+  summary["machine"] = runs.machine()
   explained = evaluation.interpretation(names, test_per_feature, [e.segments for e in entities])
   if explained is not None:
     summary["interpretation"] = explained
   out_dir.mkdir(parents=True, exist_ok=True)
-  runs.write_scores(out_dir, names, labels, test_per_feature, prepared.dataset.feature_names)
+  runs.write_scores(out_dir, names, labels, test_per_feature, prepared.dataset.feature_names,
+                    alarms=[preds for _, preds in predicted[alarm_method]])
   if config.eval.plots:
     _plot(setup, out_dir / "plots", names, labels, test_per_feature, summary, history,
           params=params)
@@ -300,7 +325,8 @@ def same_figures(a: dict, b: dict, *, rtol: float = 1e-5) -> list[str]:
     elif x != y:
       differ.append(f"{path}: {x!r} vs {y!r}")
 
-  for section in ("threshold_free", "thresholds", "baselines", "interpretation"):
+  for section in ("threshold_free", "threshold_free_test_scaled", "thresholds", "baselines",
+                  "interpretation"):
     walk(a.get(section), b.get(section), section)
   return differ
 
@@ -310,16 +336,24 @@ def load_summary(run_dir: str | pathlib.Path) -> dict:
 
 
 def headline(summary: dict) -> str:
-  """A few lines for the terminal: the model's leading metrics beside the baselines."""
+  """A few lines for the terminal: the model's leading metrics beside the baselines, then
+  its alarms at each threshold method beside the oracle."""
   keys = ("VUS-PR", "AUC-PR", "VUS-ROC", "Standard-F1", "PA-F1")
   rows = [("model: " + summary["model"], summary["threshold_free"]["mean"])]
-  rows += [(f"baseline: {n}", b["mean"]) for n, b in summary.get("baselines", {}).items()]
-  lines = [f"{'':22s}" + "".join(f"{k:>13s}" for k in keys)]
+  rows += [(f"baseline: {n}", b["threshold_free"]["mean"])
+           for n, b in summary.get("baselines", {}).items()]
+  lines = [f"scores: {summary['scoring']['mode']}"] if "scoring" in summary else []
+  lines += [f"{'':22s}" + "".join(f"{k:>13s}" for k in keys)]
   lines += [f"{n:22s}" + "".join(f"{m[k]:13.4f}" for k in keys) for n, m in rows]
+  if "threshold_free_test_scaled" in summary:
+    m = summary["threshold_free_test_scaled"]["mean"]
+    lines.append(f"{'model, test-scaled':22s}" + "".join(f"{m[k]:13.4f}" for k in keys))
   for method, figures in summary["thresholds"].items():
     m = figures["mean"]
     lines.append(f"threshold {method}: precision {m['precision']:.4f} recall {m['recall']:.4f} "
-                 f"F1 {m['F1']:.4f} (PA-F1 {m['PA-F1']:.4f}, shown only beside the above)")
+                 f"F1 {m['F1']:.4f}, flagged {m['flagged']:.4f} of {m['anomaly-share']:.4f} "
+                 f"anomalous, events found {m['detected-segments']:.4f}, false alarms "
+                 f"{m['false-alarm-events']:.0f} (PA-F1 {m['PA-F1']:.4f}, only beside the above)")
   if "interpretation" in summary:
     m = summary["interpretation"]["mean"]
     lines.append("interpretation: " + " ".join(

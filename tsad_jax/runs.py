@@ -212,15 +212,20 @@ def _json_default(value):
   raise TypeError(f"not JSON serialisable: {type(value)}")
 
 
-def write_scores(out_dir: pathlib.Path, entity_names, labels, per_feature, feature_names) -> None:
-  """Writes test scores as `scores.npz` (arrays) and `scores.csv` (one row per timestep)."""
+def write_scores(out_dir: pathlib.Path, entity_names, labels, per_feature, feature_names, *,
+                 alarms) -> None:
+  """Writes test scores as `scores.npz` (arrays) and `scores.csv` (one row per timestep):
+  the total and per-feature scores, the labels and the alarms (0/1 at the alarm threshold)."""
   arrays = {}
   frames = []
-  for name, entity_labels, scores in zip(entity_names, labels, per_feature, strict=True):
+  for name, entity_labels, scores, flags in zip(entity_names, labels, per_feature, alarms,
+                                                strict=True):
     arrays[f"{name}/score"] = scores.sum(axis=1)
     arrays[f"{name}/per_feature"] = scores
     arrays[f"{name}/label"] = entity_labels
+    arrays[f"{name}/alarm"] = flags
     frame = pd.DataFrame(scores, columns=[f"score_{f}" for f in feature_names])
+    frame.insert(0, "alarm", flags)
     frame.insert(0, "score", scores.sum(axis=1))
     frame.insert(0, "label", entity_labels)
     frame.insert(0, "timestep", np.arange(len(scores)))

@@ -77,6 +77,8 @@ from tsad_jax import train
 
 QUICK, FULL = "quick", "full"
 VAL_LOSS = "best_val_loss"
+# Metrics that read the test labels are named with this prefix, so a ranking by them says so.
+ORACLE = "oracle:"
 MODES = ("min", "max")
 # Optimizer scalars that may differ between trials trained together.
 VMAP_FIELDS = ("optim.learning_rate", "optim.grad_clip_norm", "optim.l2")
@@ -203,11 +205,18 @@ def _check_metric(metric: str, mode: str, where: str) -> None:
   if metric == VAL_LOSS:
     if mode != "min":
       raise ValueError(f"sweep.{where}metric={VAL_LOSS} is a loss: set sweep.{where}mode='min'.")
-  elif "/" not in metric and metric not in metrics.THRESHOLD_FREE_KEYS:
+    return
+  if not metric.startswith(ORACLE):
     raise ValueError(
-        f"sweep.{where}metric={metric!r}: use {VAL_LOSS}, one of "
+        f"sweep.{where}metric={metric!r} ranks trials by the test series and its labels: rank by "
+        f"{VAL_LOSS} (validation data only), or name it {ORACLE}{metric} to choose by test "
+        "labels on purpose (an oracle selection, not a result).")
+  figure = metric[len(ORACLE):]
+  if "/" not in figure and figure not in metrics.THRESHOLD_FREE_KEYS:
+    raise ValueError(
+        f"sweep.{where}metric={metric!r}: after {ORACLE} use one of "
         f"{', '.join(metrics.THRESHOLD_FREE_KEYS)}, or a path into summary.json such as "
-        "thresholds/pot/mean/F1.")
+        f"{ORACLE}thresholds/pot/mean/F1.")
 
 
 def check_spec(spec: ml_collections.ConfigDict) -> list[Trial]:
@@ -249,12 +258,13 @@ def check_spec(spec: ml_collections.ConfigDict) -> list[Trial]:
 
 def metric_value(summary: dict, metric: str) -> float:
   """The figure `metric` names in a run's summary.json (NaN when absent or None)."""
+  figure = metric.removeprefix(ORACLE)
   if metric == VAL_LOSS:
     path = ["training", VAL_LOSS]
-  elif "/" in metric:
-    path = metric.split("/")
+  elif "/" in figure:
+    path = figure.split("/")
   else:
-    path = ["threshold_free", "mean", metric]
+    path = ["threshold_free", "mean", figure]
   node = summary
   for part in path:
     if not isinstance(node, dict) or part not in node:

@@ -22,10 +22,11 @@ def get_config() -> ml_collections.ConfigDict:
   # `quick_metric` trained fully. 0: no quick stage, every grid point trained fully.
   sweep.quick_epochs = 1
   sweep.top_k = 3
-  # What ranks trials: "best_val_loss" (training's lowest validation loss), a threshold-free
-  # metric's mean over entities ("VUS-PR", "AUC-PR", ...), or a path into summary.json
-  # ("thresholds/pot/mean/F1", "threshold_free/pooled/VUS-PR"). `mode` says which way is
-  # better, always explicitly: "min" or "max".
+  # What ranks trials: "best_val_loss" (training's lowest validation loss: validation data
+  # only). Ranking by the test labels is an oracle and must say so: "oracle:" and a
+  # threshold-free metric's mean over entities ("oracle:VUS-PR"), or a path into
+  # summary.json ("oracle:thresholds/pot/mean/F1"). `mode` says which way is better,
+  # always explicitly: "min" or "max".
   sweep.metric = "best_val_loss"
   sweep.mode = "min"
   sweep.quick_metric = ""  # empty: `metric` (and `quick_mode` empty: `mode`)

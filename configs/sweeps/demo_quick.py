@@ -5,7 +5,9 @@
 Runs in about a minute on 2 CPU cores. The quick stage trains all four grid
 points for one epoch, the two learning rates of each hidden size together in
 one vmapped program; the two with the lowest validation loss then train for
-3 epochs and are ranked by VUS-PR. Writes runs/sweeps/demo_quick/results.csv
+3 epochs and are ranked again by validation loss (no test label is read; with
+`--config.metric=oracle:VUS-PR --config.mode=max` they are ranked by the test labels,
+an oracle). Writes runs/sweeps/demo_quick/results.csv
 and best.json (the best run folder, for `launch.evaluate --run=`).
 """
 
@@ -33,6 +35,6 @@ def get_config():
   sweep.top_k = 2
   sweep.quick_metric = "best_val_loss"
   sweep.quick_mode = "min"
-  sweep.metric = "VUS-PR"
-  sweep.mode = "max"
+  sweep.metric = "best_val_loss"
+  sweep.mode = "min"
   return sweep

@@ -39,6 +39,9 @@ class Interpretation(NamedTuple):
   dims: tuple[int, ...]
 
 
+ROWS_PER_DAY = 24 * 60  # one row a minute
+
+
 def machines(root: os.PathLike) -> list[str]:
   """Every machine with a training file, sorted."""
   return sorted(path.stem for path in (Path(root) / "train").glob("*.txt"))
@@ -54,7 +57,8 @@ def load(root: os.PathLike, entity: str = "all", *, cache_dir: Path | None = Non
   names = checks.select_entities(entity, available, where=str(root / "train"))
   entities = tuple(load_machine(root, name, cache_dir=cache_dir) for name in names)
   width = checks.check_same_features({e.name: e.train.shape[1] for e in entities}, where=str(root))
-  return Dataset(name="smd", entities=entities, feature_names=tuple(f"f{i}" for i in range(width)))
+  return Dataset(name="smd", entities=entities, feature_names=tuple(f"f{i}" for i in range(width)),
+                 points_per_day=ROWS_PER_DAY)
 
 
 def load_machine(root: os.PathLike, name: str, *, cache_dir: Path | None = None) -> Entity:

@@ -21,6 +21,7 @@ anomalies from another, so changing only the anomalies leaves the series as is.
 """
 
 from collections.abc import Sequence
+import functools
 from typing import NamedTuple
 
 import ml_collections
@@ -72,7 +73,7 @@ def load(options: ml_collections.ConfigDict, entity: str = "") -> Dataset:
   """The synthetic data set config.data.synthetic describes, as a Dataset."""
   generated = from_config(options, entity or "synthetic")
   return Dataset(name="synthetic", entities=(generated.entity,),
-                 feature_names=generated.feature_names)
+                 feature_names=generated.feature_names, points_per_day=DAY)
 
 
 def from_config(options: ml_collections.ConfigDict, name: str = "synthetic") -> Generated:
@@ -104,23 +105,66 @@ def generate(*, seed: int = 0, num_features: int = 8, train_length: int = 6000,
   model = _model(np.random.default_rng(series_seed), length, num_features)
   clean = _series(model, np.arange(length))
   spread = clean[:train_length].std(axis=0) / model.scale
-  rng = np.random.default_rng(anomaly_seed)
+  reread = lambda times, new_times, dims: _cycle_change(model, new_times + train_length,
+                                                        times + train_length, dims)
+  injected = _inject(clean[train_length:], np.random.default_rng(anomaly_seed), spread=spread,
+                     units=model.scale, reread=reread, num_anomalies=num_anomalies,
+                     anomaly_types=anomaly_types, anomaly_scale=anomaly_scale)
+  entity = Entity(name=name, train=clean[:train_length].astype(np.float32),
+                  test=injected.series.astype(np.float32), labels=injected.labels,
+                  segments=injected.segments)
+  return Generated(entity, injected.kinds, metric_names(num_features))
+
+
+class Injected(NamedTuple):
+  """A series with anomalies added: the series, its 0/1 labels, segments and their kinds."""
+
+  series: np.ndarray
+  labels: np.ndarray
+  segments: tuple[Segment, ...]
+  kinds: tuple[str, ...]
+
+
+def inject(series: np.ndarray, *, rng: np.random.Generator, num_anomalies: int,
+           anomaly_types: Sequence[str] = ANOMALY_TYPES, anomaly_scale: float = 1.0,
+           spread: np.ndarray | None = None) -> Injected:
+  """A copy of a real (T, D) series with the generator's anomalies added, and their labels.
+
+  The same kinds, lengths and sizes as `generate` puts in its test series, each
+  relative to a feature's `spread` (default: its standard deviation in
+  `series`). A frequency change reads the series itself three times as fast
+  over the segment, a correlation break reads its hit features half a
+  (synthetic) day away, so both keep the series' own shapes. Used to measure
+  how well alarms catch anomalies without test labels (bench/alarm_defaults.py).
+  """
+  series = np.asarray(series, np.float64)
+  last = len(series) - 1
+  reread = lambda times, new_times, dims: (
+      series[np.clip(np.rint(new_times), 0, last).astype(int)][:, dims] - series[times][:, dims])
+  return _inject(series, rng, spread=series.std(axis=0) if spread is None else spread,
+                 units=np.ones(series.shape[1]), reread=reread, num_anomalies=num_anomalies,
+                 anomaly_types=anomaly_types, anomaly_scale=anomaly_scale)
+
+
+def _inject(clean: np.ndarray, rng: np.random.Generator, *, spread, units, reread,
+            num_anomalies, anomaly_types, anomaly_scale) -> Injected:
+  """Anomalies at random places of `clean` (T, D); `reread(times, new_times, dims)` gives the
+  change of the features `dims` when read at `new_times` instead of `times`, in spread units."""
+  length, num_features = clean.shape
   kinds = rng.permutation([anomaly_types[i % len(anomaly_types)] for i in range(num_anomalies)])
-  spans = _place(rng, [_length(rng, kind, test_length, num_anomalies) for kind in kinds],
-                 test_length)
-  test = clean[train_length:].copy()
-  labels = np.zeros(test_length, dtype=np.uint8)
+  spans = _place(rng, [_length(rng, kind, length, num_anomalies) for kind in kinds], length)
+  series = clean.copy()
+  labels = np.zeros(length, dtype=np.uint8)
   segments = []
   for kind, (start, end) in zip(kinds, spans, strict=True):
     dims = np.sort(rng.choice(num_features, size=_num_hit(rng, num_features), replace=False))
-    times = np.arange(train_length + start, train_length + end + 1)
-    delta = _delta(rng, str(kind), model, times, dims, spread[dims])
-    test[start:end + 1, dims] += anomaly_scale * delta * model.scale[dims]
+    times = np.arange(start, end + 1)
+    delta = _delta(rng, str(kind), functools.partial(reread, times, dims=dims), times,
+                   spread[dims])
+    series[start:end + 1, dims] += anomaly_scale * delta * units[dims]
     labels[start:end + 1] = 1
     segments.append(Segment(int(start), int(end), tuple(int(d) for d in dims)))
-  entity = Entity(name=name, train=clean[:train_length].astype(np.float32),
-                  test=test.astype(np.float32), labels=labels, segments=tuple(segments))
-  return Generated(entity, tuple(str(kind) for kind in kinds), metric_names(num_features))
+  return Injected(series, labels, tuple(segments), tuple(str(kind) for kind in kinds))
 
 
 def metric_names(num_features: int) -> tuple[str, ...]:
@@ -210,24 +254,24 @@ def _num_hit(rng: np.random.Generator, num_features: int) -> int:
   return int(rng.integers(1, max(1, num_features // 2) + 1))
 
 
-def _delta(rng: np.random.Generator, kind: str, model: _Model, times: np.ndarray,
-           dims: np.ndarray, spread: np.ndarray) -> np.ndarray:
-  """(L, k) change to the unscaled metrics `dims` at `times`, before `anomaly_scale`."""
-  length, signs = len(times), rng.choice([-1.0, 1.0], size=len(dims), p=[0.3, 0.7])
+def _delta(rng: np.random.Generator, kind: str, reread, times: np.ndarray,
+           spread: np.ndarray) -> np.ndarray:
+  """(L, k) change to k metrics at `times`, before `anomaly_scale`; `reread(new_times)` is
+  the change of those metrics when read at other times."""
+  length, signs = len(times), rng.choice([-1.0, 1.0], size=len(spread), p=[0.3, 0.7])
   if kind == "spike":
-    return signs * rng.uniform(4.0, 7.0, len(dims)) * spread * np.ones((length, 1))
+    return signs * rng.uniform(4.0, 7.0, len(spread)) * spread * np.ones((length, 1))
   if kind == "level_shift":
-    return signs * rng.uniform(1.5, 3.0, len(dims)) * spread * np.ones((length, 1))
+    return signs * rng.uniform(1.5, 3.0, len(spread)) * spread * np.ones((length, 1))
   if kind == "drift":
     ramp = np.linspace(0.0, 1.0, length)[:, None]
-    return signs * rng.uniform(2.0, 4.0, len(dims)) * spread * ramp
+    return signs * rng.uniform(2.0, 4.0, len(spread)) * spread * ramp
   if kind == "frequency_change":
-    warped = times[0] + 3.0 * (times - times[0])
-    return _cycle_change(model, warped, times, dims)
+    return reread(times[0] + 3.0 * (times - times[0]))
   if kind == "correlation_break":
-    return _cycle_change(model, times + DAY / 2, times, dims)
+    return reread(times + DAY / 2)
   if kind == "noise_burst":
-    return rng.normal(size=(length, len(dims))) * rng.uniform(1.0, 1.5, len(dims)) * spread
+    return rng.normal(size=(length, len(spread))) * rng.uniform(1.0, 1.5, len(spread)) * spread
   raise DataError(f"Unknown synthetic anomaly type {kind!r}; use one of {ANOMALY_TYPES}.")
 
 

@@ -50,11 +50,16 @@ class Entity:
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
-  """A data set: one or several entities sharing the same feature columns."""
+  """A data set: one or several entities sharing the same feature columns.
+
+  `points_per_day` is the sampling rate where the data set states it (SMD: one
+  row a minute), for false alarms per day; None where it is unknown.
+  """
 
   name: str
   entities: tuple[Entity, ...]
   feature_names: tuple[str, ...]
+  points_per_day: float | None = None
 
   @property
   def num_features(self) -> int:

@@ -14,6 +14,7 @@ from tsad_jax.metrics.affiliation import affiliation_f
 from tsad_jax.metrics.affiliation import affiliation_precision_recall
 from tsad_jax.metrics.delay import detection_summary
 from tsad_jax.metrics.delay import segment_delays
+from tsad_jax.metrics.event import alarm_events
 from tsad_jax.metrics.event import event_f1
 from tsad_jax.metrics.interpretation import INTERPRETATION_PERCENTS
 from tsad_jax.metrics.interpretation import interpretation
@@ -38,6 +39,7 @@ __all__ = [
     "THRESHOLD_FREE_KEYS",
     "affiliation_f",
     "affiliation_precision_recall",
+    "alarm_events",
     "anomaly_segments",
     "at_threshold",
     "auc_pr",

@@ -45,6 +45,26 @@ def event_f1(labels: ArrayLike, preds: ArrayLike) -> float:
   return float(_combine(np.mean(found), np.float64(precision)))
 
 
+def alarm_events(labels: ArrayLike, preds: ArrayLike) -> dict[str, int]:
+  """Alarm events (runs of predicted points) and how many of them touch no anomaly.
+
+  Args:
+    labels: (T,) 0/1 labels.
+    preds: (T,) 0/1 predictions.
+
+  Returns:
+    {"alarm-events": runs of ones in `preds`, "false-alarm-events": those runs
+    without a labelled point}.
+
+  Raises:
+    ValueError: bad shapes, lengths or non-binary values.
+  """
+  y, p = inputs.labels_and_preds(labels, preds)
+  starts, ends = segments.bounds(p)
+  hits = segments.run_sum(segments.cumulative(y), starts, ends)
+  return {"alarm-events": int(starts.size), "false-alarm-events": int(np.sum(hits == 0))}
+
+
 def best_event_f1(y: np.ndarray, s: np.ndarray, thresholds: np.ndarray) -> float:
   """Best event-based F1 of `s > threshold` over the given thresholds (validated inputs)."""
   starts, ends = segments.bounds(y)

@@ -66,8 +66,10 @@ def at_threshold(labels: ArrayLike, preds: ArrayLike) -> dict[str, float]:
   K = 0..100, Kim et al., AAAI 2022) and "PA%K-F1@K=20"; "Event-based-F1",
   "R-based-F1", "Affiliation-F" (TSB-AD's definitions at these predictions);
   "mean-detection-delay" (steps from segment start to first predicted point,
-  over detected segments) and "detected-segments" (fraction of segments with a
-  predicted point).
+  over detected segments) and "detected-segments" (event recall: the fraction
+  of segments with a predicted point); "flagged" (the share of points
+  predicted) beside "anomaly-share" (the share labelled); "alarm-events" (runs
+  of predicted points) and "false-alarm-events" (those touching no anomaly).
 
   Args:
     labels: (T,) 0/1 labels.
@@ -100,4 +102,7 @@ def at_threshold(labels: ArrayLike, preds: ArrayLike) -> dict[str, float]:
       "Affiliation-F": affiliation.affiliation_f(y, p),
       "mean-detection-delay": mean_delay,
       "detected-segments": detected,
+      "flagged": float(p.mean()),
+      "anomaly-share": float(y.mean()),
+      **event.alarm_events(y, p),
   }
