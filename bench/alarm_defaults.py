@@ -46,7 +46,8 @@ from tsad_jax import thresholds
 from tsad_jax import train
 from tsad_jax.data import synthetic
 
-_FROM_JOBS = flags.DEFINE_list("from_jobs", [j for j in accuracy.JOBS if j not in accuracy.SWEEPS],
+_FROM_JOBS = flags.DEFINE_list("from_jobs", [j for j, d in accuracy.JOBS.items()
+                                              if d == "smd" and j not in accuracy.SWEEPS],
                           "Accuracy-benchmark jobs whose finished runs are read.")
 _REPORT = flags.DEFINE_string("report", "docs/alarm_defaults.md", "Where the report goes.")
 _COPIES = flags.DEFINE_integer("copies", 3, "Injected copies of each half.")
@@ -128,9 +129,10 @@ class Folds:
 
 
 def _halves(config, train_length: int) -> tuple[tuple[int, int], tuple[int, int]]:
-  held_out = alarms.calibration_length(train_length, config)
-  start, middle = train_length - held_out, train_length - held_out // 2
-  return (start, middle), (middle, train_length)
+  rows = alarms.calibration_rows((train_length,), config)
+  start, end = int(rows[0]), int(rows[-1]) + 1
+  middle = end - len(rows) // 2
+  return (start, middle), (middle, end)
 
 
 def _injected_copies(series: np.ndarray, half: tuple[int, int], spread: np.ndarray,
@@ -143,18 +145,20 @@ def _injected_copies(series: np.ndarray, half: tuple[int, int], spread: np.ndarr
 
 def model_folds(job: str, entity: str, copies: int) -> Folds | None:
   """The folds of `job`'s finished run on `entity` (None when it has not finished)."""
-  config = accuracy.job_config(job, entity)
-  run_dir = accuracy.finished_run(config)
+  wanted = accuracy.job_config(job, entity)
+  run_dir = accuracy.finished_run(wanted)
   if not (run_dir / "summary.json").exists():
     return None
-  config = runs.add_missing_fields(runs.load_config(run_dir), common.defaults(config.model.name))
+  if wanted.data.dataset != "smd":
+    raise ValueError(f"{job}: the selection reads SMD runs (one training series a machine).")
+  config = runs.add_missing_fields(runs.load_config(run_dir), wanted)  # trained as saved
   setup = experiment.build(config)
   params = train.load_params(run_dir)
   score = experiment.raw_scorer(setup, params)
   series = setup.prepared.train  # one entity: SMD machines and whole spacecraft are
   parts = score(series, [len(series)])
   window = config.data.window
-  halves = _halves(config, len(series))
+  halves = _halves(wanted, len(series))  # the held-out tail, whatever the run calibrated on
   fit_end = halves[0][0]
   rng = np.random.default_rng(SEED)
   injected = []

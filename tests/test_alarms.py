@@ -69,7 +69,7 @@ def test_thresholds_are_fitted_on_the_held_out_tail_scored_in_eval_mode(csv_run)
   score = experiment.raw_scorer(setup, train.load_params(run_dir))
   raw = score(setup.prepared.train, setup.prepared.train_lengths)
   assert np.array_equal(raw, score(setup.prepared.train, setup.prepared.train_lengths))
-  tail = alarms.calibration_length(len(raw), config)
+  tail = len(alarms.calibration_rows((len(raw),), config))
   assert tail == 200  # tiny: 800 training rows, data.val_fraction 0.25
   smoothed = smoothing.smooth("ewma", raw, alpha=0.2)
   stats = feature_scaling.robust_stats(smoothed[-tail:])

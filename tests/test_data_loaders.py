@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 import warnings
 
+import ml_collections
 import numpy as np
 import pytest
 
@@ -15,6 +16,8 @@ from tsad_jax.data import checks
 from tsad_jax.data import csv_files
 from tsad_jax.data import smap_msl
 from tsad_jax.data import smd
+from tsad_jax.data import windows
+from tsad_jax.data.prepare import fit_and_val_starts
 from tsad_jax.data.prepare import prepare
 from tsad_jax.data.types import DataError
 from tsad_jax.data.types import Segment
@@ -295,6 +298,19 @@ def test_smap_all_concatenates_in_csv_order(smap_root):
   np.testing.assert_array_equal(entity.test[:, 0], [0] * 12 + [2] * 10)
   assert entity.segments == (Segment(2, 4), Segment(12, 13), Segment(20, 21))
   assert entity.labels.sum() == 3 + 2 + 2
+  assert entity.train_parts == (7, 9) and entity.parts == (7, 9)
+
+
+def test_every_part_of_a_concatenated_series_holds_out_its_own_tail():
+  """A whole spacecraft: each channel's last val_fraction is validation; no training window
+  reaches into any channel's tail."""
+  data = ml_collections.ConfigDict({"window": 4, "val_fraction": 0.25, "train_stride": 1})
+  fit, val = fit_and_val_starts([(40, 20), (12,)], data)
+  held_out = windows.held_out_rows((40, 20, 12), window=4, val_fraction=0.25)
+  np.testing.assert_array_equal(held_out, np.r_[30:40, 55:60, 68:72])
+  covered = {int(s) + k for s in fit for k in range(4)}
+  assert not covered & set(held_out.tolist())
+  np.testing.assert_array_equal(val, np.r_[30:37, 55:57, 68:69])
 
 
 def test_smap_channels_by_name(smap_root):

@@ -12,6 +12,7 @@ from configs import smd_lstmae
 from configs import tiny
 from tsad_jax import experiment
 from tsad_jax import runs
+from tsad_jax import train as train_lib
 from tsad_jax.detector import Detector
 
 
@@ -95,6 +96,18 @@ def test_launchers_train_then_evaluate(tmp_path):
   evaluate = subprocess.run([sys.executable, "-m", "launch.evaluate", f"--run={run_dir}"],
                             capture_output=True, text=True, check=True)
   assert "Reproduces the run's summary.json" in evaluate.stdout
+  # --step=N scores the parameters saved at step N, into evaluations/step-N/.
+  step = min(int(p.name) for p in (run_dir / "checkpoints").iterdir() if p.name.isdigit())
+  subprocess.run([sys.executable, "-m", "launch.evaluate", f"--run={run_dir}", f"--step={step}"],
+                 capture_output=True, text=True, check=True)
+  at_step = np.load(run_dir / "evaluations" / f"step-{step}" / "scores.npz")["synthetic/score"]
+  config = runs.load_config(run_dir)
+  experiment.score_and_report(experiment.build(config),
+                              train_lib.load_params(run_dir, step=step), tmp_path / "expected")
+  expected = np.load(tmp_path / "expected" / "scores.npz")["synthetic/score"]
+  np.testing.assert_array_equal(at_step, expected)
+  best = np.load(run_dir / "scores.npz")["synthetic/score"]
+  assert not np.array_equal(at_step, best)  # the first checkpoint: before the best parameters
   # A run saved before eval.residual_plots and train.compute_dtype existed still evaluates.
   saved = json.loads((run_dir / "config.json").read_text())
   del saved["eval"]["residual_plots"], saved["train"]["compute_dtype"]

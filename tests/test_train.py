@@ -26,7 +26,7 @@ def _prepared(config, length=400, num_features=3, seed=0):
   series = np.sin(t / 7.0 + np.arange(num_features)) + noise
   series = series.astype(np.float32)
   entity = Entity("toy", series, series[:0], np.zeros(0, np.uint8))
-  train_starts, val_starts = fit_and_val_starts([length], config.data)
+  train_starts, val_starts = fit_and_val_starts([(length,)], config.data)
   return Prepared(Dataset("toy", (entity,), ("a", "b", "c")[:num_features]), series, series[:0],
                   (length,), (), train_starts, val_starts)
 

@@ -6,7 +6,8 @@ For one entity, as the launchers, `Detector` and the benchmarks all do it:
   2. the calibration part is cut from the smoothed training scores: the
      held-out chronological tail the model never trained on
      (`threshold.calibration = "val"`, the validation part, scored in eval
-     mode), or the whole training series ("train": in-sample, kept for
+     mode; for a series of several parts such as a whole spacecraft, every
+     part's tail), or the whole training series ("train": in-sample, kept for
      comparison);
   3. every feature is scaled, and with `eval.aggregation = "tail_p"` turned
      into a -log tail probability (`feature_scaling.py`), with statistics of
@@ -61,11 +62,11 @@ def check(config: ml_collections.ConfigDict) -> None:
   smoothing.check(ev.smoothing, alpha=ev.smoothing_alpha, sigma=ev.smoothing_sigma)
 
 
-def check_lengths(entities: dict[str, int], config: ml_collections.ConfigDict) -> None:
+def check_lengths(entities: dict[str, tuple[int, ...]], config: ml_collections.ConfigDict) -> None:
   """Refuses, before training, an entity whose calibration part is too short to fit the
-  configured thresholds on; `entities` maps each name to its training series' length."""
-  for name, length in entities.items():
-    points = calibration_length(length, config)
+  configured thresholds on; `entities` maps each name to its training parts' lengths."""
+  for name, parts in entities.items():
+    points = len(calibration_rows(parts, config))
     for method in [m.strip() for m in config.threshold.methods.split(",") if m.strip()]:
       needed = thresholds.min_calibration(method, config.threshold)
       if points < needed:
@@ -78,13 +79,13 @@ def check_lengths(entities: dict[str, int], config: ml_collections.ConfigDict) -
             "needs one score).")
 
 
-def calibration_length(train_length: int, config: ml_collections.ConfigDict) -> int:
-  """How many of the last training points are calibration scores."""
+def calibration_rows(parts: tuple[int, ...], config: ml_collections.ConfigDict) -> np.ndarray:
+  """Rows of a training series (of parts of these lengths) that are calibration scores: the
+  held-out tail of every part, or all of them with `threshold.calibration = "train"`."""
   if config.threshold.calibration == "train":
-    return train_length
-  _, val_length = windows.split_train_val(train_length, window=config.data.window,
-                                          val_fraction=config.data.val_fraction)
-  return val_length
+    return np.arange(sum(parts))
+  return windows.held_out_rows(parts, window=config.data.window,
+                               val_fraction=config.data.val_fraction)
 
 
 def smooth(per_feature: np.ndarray, config: ml_collections.ConfigDict) -> np.ndarray:
@@ -94,10 +95,14 @@ def smooth(per_feature: np.ndarray, config: ml_collections.ConfigDict) -> np.nda
                           sigma=ev.smoothing_sigma)
 
 
-def calibrate(test: np.ndarray, train: np.ndarray,
-              config: ml_collections.ConfigDict) -> Calibrated:
-  """One entity's (T, D) test and training per-feature scores -> `Calibrated`."""
-  calibration = smooth(train, config)[-calibration_length(len(train), config):]
+def calibrate(test: np.ndarray, train: np.ndarray, config: ml_collections.ConfigDict, *,
+              parts: tuple[int, ...] = ()) -> Calibrated:
+  """One entity's (T, D) test and training per-feature scores -> `Calibrated`.
+
+  `parts`: the lengths of the training series' parts (`Entity.parts`; default one).
+  """
+  rows = calibration_rows(parts or (len(train),), config)
+  calibration = smooth(train, config)[rows]
   ev = config.eval
   test, calibration = feature_scaling.apply(ev.feature_scaling, smooth(test, config), calibration,
                                             floor=ev.scaling_floor, aggregation=ev.aggregation)

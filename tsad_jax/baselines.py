@@ -53,8 +53,9 @@ def calibrated(name: str, entity: Entity,
                config: ml_collections.ConfigDict) -> alarms.Calibrated:
   """Baseline `name` fitted on what a model of `config` trains on, scored like a model."""
   train = np.asarray(entity.train, np.float64)
-  held_out = alarms.calibration_length(len(train), config)
-  fit_part = train if config.threshold.calibration == "train" else train[:len(train) - held_out]
+  fit_rows = np.ones(len(train), bool)
+  if config.threshold.calibration != "train":
+    fit_rows[alarms.calibration_rows(entity.parts, config)] = False
   options = {"variance": config.eval.pca_variance} if name == "pca" else {}
-  score = BASELINES[name](fit_part, **options)
-  return alarms.calibrate(score(entity.test), score(train), config)
+  score = BASELINES[name](train[fit_rows], **options)
+  return alarms.calibrate(score(entity.test), score(train), config, parts=entity.parts)

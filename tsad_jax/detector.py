@@ -69,10 +69,10 @@ class Detector:
     cfg = self.config
     alarms.check(cfg)
     x = _check(x, window=cfg.data.window, num_features=None, what="fit input")
-    alarms.check_lengths({"the fit input": len(x)}, cfg)
+    alarms.check_lengths({"the fit input": (len(x),)}, cfg)
     self.stats_ = normalize.fit(x, cfg.data.normalize, clip=cfg.data.minmax_clip)
     series = normalize.apply(self.stats_, x).astype(np.float32)
-    train_starts, val_starts = fit_and_val_starts([len(series)], cfg.data)
+    train_starts, val_starts = fit_and_val_starts([(len(series),)], cfg.data)
     entity = Entity(name="array", train=x, test=x[:0], labels=np.zeros(0, np.uint8))
     prepared = Prepared(Dataset("array", (entity,), tuple(map(str, range(x.shape[1])))),
                         series, series[:0], (len(series),), (), train_starts, val_starts)

@@ -69,8 +69,7 @@ def build(config: ml_collections.ConfigDict) -> Setup:
   check_config(config)
   model_lib = models.get(config.model.name)
   prepared = prepare(load(config.data), config.data)
-  alarms.check_lengths({e.name: length for e, length in zip(
-      prepared.dataset.entities, prepared.train_lengths, strict=True)}, config)
+  alarms.check_lengths({e.name: e.parts for e in prepared.dataset.entities}, config)
   model = model_lib.build(config.model, num_features=prepared.num_features,
                           window=config.data.window)
   return Setup(config, prepared, model_lib, model)
@@ -128,11 +127,11 @@ def score_and_report(setup: Setup, params, out_dir: pathlib.Path, *,
   test_raw = [combine(setup, test, reference=train) for test, train in zip(
       prepared.split_test(score(prepared.test, prepared.test_lengths)), train_parts, strict=True)]
   train_raw = [combine(setup, train, reference=train) for train in train_parts]
-  calibrated = [alarms.calibrate(test, train, config)
-                for test, train in zip(test_raw, train_raw, strict=True)]
+  entities = prepared.dataset.entities
+  calibrated = [alarms.calibrate(test, train, config, parts=entity.parts)
+                for test, train, entity in zip(test_raw, train_raw, entities, strict=True)]
   scoring_seconds = time.perf_counter() - started
 
-  entities = prepared.dataset.entities
   names = [e.name for e in entities]
   labels = [e.labels for e in entities]
   test_per_feature = [c.test for c in calibrated]
@@ -152,8 +151,8 @@ def score_and_report(setup: Setup, params, out_dir: pathlib.Path, *,
                              predicted=predicted),
   }
   if test_scaled is not None:
-    totals = [alarms.calibrate(test, train, test_scaled).test.sum(axis=1)
-              for test, train in zip(test_raw, train_raw, strict=True)]
+    totals = [alarms.calibrate(test, train, test_scaled, parts=entity.parts).test.sum(axis=1)
+              for test, train, entity in zip(test_raw, train_raw, entities, strict=True)]
     summary["threshold_free_test_scaled"] = evaluation.threshold_free(
         names, labels, totals, sliding_window=config.eval.vus_window)
   summary["baselines"] = _baselines(setup, names, labels, test_scaled)

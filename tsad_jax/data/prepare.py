@@ -49,10 +49,15 @@ class Prepared:
     return np.split(per_timestep, np.cumsum(self.train_lengths)[:-1])
 
 
-def fit_and_val_starts(train_lengths, data: ml_collections.ConfigDict):
-  """Window starts of the fitting and validation parts of concatenated train series."""
-  fit_starts, val_starts, offset = [], [np.zeros(0, np.int32)], 0
-  for length in train_lengths:
+def fit_and_val_starts(parts, data: ml_collections.ConfigDict):
+  """Window starts of the fitting and validation parts of concatenated train series.
+
+  `parts` holds, per entity, the lengths of its training series' parts
+  (`Entity.parts`); each part's last `data.val_fraction` is validation, and no
+  training window reaches into a validation tail.
+  """
+  fit_starts, val_starts, offset = [np.zeros(0, np.int32)], [np.zeros(0, np.int32)], 0
+  for length in (length for entity in parts for length in entity):
     fit_length, val_length = windows.split_train_val(
         length, window=data.window, val_fraction=data.val_fraction)
     fit_starts.append(offset + windows.window_starts(
@@ -75,7 +80,7 @@ def prepare(dataset: Dataset, data: ml_collections.ConfigDict) -> Prepared:
                         path=entity.train_source)
     checks.check_length(entity.test, data.window, what=f"the test series of {entity.name}",
                         path=entity.test_source)
-  train_starts, val_starts = fit_and_val_starts([len(t) for t in trains], data)
+  train_starts, val_starts = fit_and_val_starts([e.parts for e in dataset.entities], data)
   return Prepared(
       dataset=dataset,
       train=np.concatenate(trains),

@@ -37,6 +37,9 @@ class Entity:
       explaining features where the data set gives them.
     train_source, test_source: where the series came from (a file or folder),
       for error messages.
+    train_parts: lengths of the separately recorded series `train` concatenates
+      (a whole spacecraft: one per channel), in order; empty for one series.
+      Each part's own tail is held out for validation and calibration.
   """
 
   name: str
@@ -46,6 +49,12 @@ class Entity:
   segments: tuple[Segment, ...] = ()
   train_source: str = "generated"
   test_source: str = "generated"
+  train_parts: tuple[int, ...] = ()
+
+  @property
+  def parts(self) -> tuple[int, ...]:
+    """The lengths of the training series' parts (one part: its whole length)."""
+    return self.train_parts or (len(self.train),)
 
 
 @dataclasses.dataclass(frozen=True)

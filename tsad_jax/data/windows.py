@@ -89,6 +89,16 @@ def split_train_val(length: int, *, window: int, val_fraction: float) -> tuple[i
   return length - val_length, val_length
 
 
+def held_out_rows(parts: Sequence[int], *, window: int, val_fraction: float) -> np.ndarray:
+  """Row indices of the validation tails of consecutive parts (`split_train_val` of each)."""
+  rows, offset = [np.zeros(0, np.int64)], 0
+  for length in parts:
+    fit_length, val_length = split_train_val(length, window=window, val_fraction=val_fraction)
+    rows.append(np.arange(offset + fit_length, offset + length))
+    offset += length
+  return np.concatenate(rows)
+
+
 def timestep_scores_last(
     last_point: np.ndarray, first_window: np.ndarray | None, *, window: int
 ) -> np.ndarray:
