@@ -3,17 +3,18 @@
   python -m bench.alarm_defaults [--workdir=runs/bench] [--from_jobs=smd_omni,...]
       [--report=docs/alarm_defaults.md]
 
-For every finished run of the accuracy benchmark's jobs (`bench.accuracy`),
-and for the `zscore` and `pca` baselines on the same entities, the held-out
+For every finished SMD run of the accuracy benchmark's jobs (`bench.accuracy`),
+and for the `zscore` and `pca` baselines on the same machines, the held-out
 validation tail of the training series (never trained on) is cut into two
 halves. Each half in turn calibrates, and a copy of the other half gets the
 synthetic generator's anomalies (`synthetic.inject`: spikes, level shifts,
 drifts, frequency changes, correlation breaks, noise bursts, about a tenth of
 the points, sized by each feature's spread in the model's fitting data). The
-model scores that copy, and every candidate pipeline (smoothing x scaling
-floor x aggregation x threshold method) turns the scores into alarms, which
-are compared with the injected labels. Nothing here reads a test series or a
-test label.
+model scores that copy, and every candidate (smoothing x scaling floor x
+aggregation x threshold method) turns the scores into alarms, which are
+compared with the injected labels. Nothing here reads a test series or a test
+label. The streaming thresholds (SPOT, DSPOT: a GPD refit per peak) are tried
+on the pipelines that did best with the one-threshold methods.
 
 The report ranks the candidates by their mean point F1 over every run
 (models and baselines weigh alike, so does every entity) and says which one
@@ -69,6 +70,8 @@ METHODS = (("pot", {"pot_q": 5e-2, "pot_level": 0.9}), ("pot", {"pot_q": 1e-2, "
            ("tail_p", {"tail_probability": 1e-2}), ("tail_p", {"tail_probability": 1e-4}),
            ("tail_p", {"tail_probability": 1e-8}))
 SIZES = (250, 500, 1000, 2000, 4000)
+STREAMING = ("spot", "dspot")
+STREAMING_PIPELINES = 3  # the best pipelines (by the one-threshold methods) streaming runs on
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +93,10 @@ class Candidate:
 
   def name(self) -> str:
     return " ".join(f"{k}={v}" for k, v in self.fields().items())
+
+  def pipeline(self) -> str:
+    """The candidate's scoring pipeline (all but the threshold method)."""
+    return " ".join(f"{k}={v}" for k, v in self.fields().items() if k.startswith("eval."))
 
 
 def candidates() -> list[Candidate]:
@@ -328,20 +335,32 @@ def main(argv):
                                lambda n=name, e=entity: baseline_folds(n, e, smd, copies)))
   base = common.get_config()
   results = {}
-  for (smooth, smooth_options), floor, aggregation in itertools.product(
-      SMOOTHINGS, FLOORS, AGGREGATIONS):
-    group = [c for c in candidates() if (c.smoothing, dict(c.smoothing_options), c.floor,
-                                         c.aggregation) == (smooth, smooth_options, floor,
-                                                            aggregation)]
-    config = apply(base, {k: v for k, v in group[0].fields().items()
-                          if k.startswith("eval.")})
-    methods = [(c.method, dict(c.method_options)) for c in group]
-    per_run = {f.name: injected_f1(f, config, methods) for f in all_folds}
-    for i, candidate in enumerate(group):
-      results[candidate.name()] = {name: values[i] for name, values in per_run.items()}
-    print(f"{smooth} {smooth_options} floor {floor} {aggregation}: best "
-          f"{max(np.mean(list(results[c.name()].values())) for c in group):.3f}", flush=True)
-  ranked = sorted(candidates(), key=lambda c: -np.mean(list(results[c.name()].values())))
+  groups = {}
+  for candidate in candidates():
+    groups.setdefault(candidate.pipeline(), []).append(candidate)
+  # Two stages, to keep the streaming methods (a GPD refit per peak) affordable: every
+  # pipeline with the one-threshold methods, then the streaming ones on the best pipelines.
+  for stage in ("fixed", "streaming"):
+    if stage == "streaming":
+      best = sorted(groups, key=lambda g: -max(np.mean(list(results[c.name()].values()))
+                                                for c in groups[g] if c.name() in results))
+      chosen_groups = best[:STREAMING_PIPELINES]
+    else:
+      chosen_groups = list(groups)
+    for pipeline in chosen_groups:
+      group = [c for c in groups[pipeline] if (c.method in STREAMING) == (stage == "streaming")]
+      if not group:
+        continue
+      config = apply(base, {k: v for k, v in group[0].fields().items()
+                            if k.startswith("eval.")})
+      methods = [(c.method, dict(c.method_options)) for c in group]
+      per_run = {f.name: injected_f1(f, config, methods) for f in all_folds}
+      for i, candidate in enumerate(group):
+        results[candidate.name()] = {name: values[i] for name, values in per_run.items()}
+      print(f"{stage}: {pipeline}: best "
+            f"{max(np.mean(list(results[c.name()].values())) for c in group):.3f}", flush=True)
+  ranked = sorted((c for c in candidates() if c.name() in results),
+                  key=lambda c: -np.mean(list(results[c.name()].values())))
   chosen = ranked[0]
   spreads = {f.name: stability(f, apply(base, chosen.fields())) for f in all_folds}
   out = pathlib.Path(_REPORT.value)
