@@ -26,6 +26,7 @@ fitted on disjoint stretches of each training series' scores.
 import dataclasses
 import itertools
 import json
+import math
 import pathlib
 
 from absl import app
@@ -60,13 +61,14 @@ SMOOTHINGS = (("none", {}), ("ewma", {"smoothing_alpha": 0.3}), ("ewma", {"smoot
               ("gaussian", {"smoothing_sigma": 2.0}), ("gaussian", {"smoothing_sigma": 5.0}))
 FLOORS = (0.01, 0.1, 1.0)
 AGGREGATIONS = feature_scaling.AGGREGATIONS
-METHODS = (("pot", {"pot_q": 5e-2, "pot_level": 0.9}), ("pot", {"pot_q": 1e-2, "pot_level": 0.95}),
+METHODS = (("pot", {"pot_q": 1e-1, "pot_level": 0.8}), ("pot", {"pot_q": 5e-2, "pot_level": 0.9}),
+           ("pot", {"pot_q": 1e-2, "pot_level": 0.95}),
            ("pot", {"pot_q": 1e-3}), ("pot", {"pot_q": 1e-4}),
-           ("spot", {"pot_q": 1e-2, "pot_level": 0.95}), ("spot", {"pot_q": 1e-3}),
-           ("dspot", {"pot_q": 1e-2, "pot_level": 0.95, "dspot_depth": 10}),
-           ("dspot", {"pot_q": 1e-3, "dspot_depth": 100}),
+           ("spot", {"pot_q": 5e-2, "pot_level": 0.9}), ("spot", {"pot_q": 1e-2, "pot_level": 0.95}),
+           ("dspot", {"pot_q": 5e-2, "pot_level": 0.9, "dspot_depth": 10}),
+           ("dspot", {"pot_q": 1e-2, "pot_level": 0.95, "dspot_depth": 100}),
            ("percentile", {"anomaly_ratio": 0.5}), ("percentile", {"anomaly_ratio": 2.0}),
-           ("percentile", {"anomaly_ratio": 5.0}),
+           ("percentile", {"anomaly_ratio": 5.0}), ("percentile", {"anomaly_ratio": 10.0}),
            ("tail_p", {"tail_probability": 1e-2}), ("tail_p", {"tail_probability": 1e-4}),
            ("tail_p", {"tail_probability": 1e-8}))
 SIZES = (250, 500, 1000, 2000, 4000)
@@ -220,34 +222,50 @@ def injected_f1(folds: Folds, config: ml_collections.ConfigDict,
   return scores.mean(axis=(1, 2)).tolist()
 
 
-def stability(folds: Folds, config: ml_collections.ConfigDict) -> dict[int, float]:
-  """Relative spread (IQR / median) of the alarm threshold fitted on disjoint stretches of
-  each size of the training scores, scaled by the held-out tail's statistics."""
+def stability(folds: Folds, config: ml_collections.ConfigDict) -> dict[str, dict[int, float]]:
+  """How much the alarm threshold moves with the calibration part, by its size.
+
+  Returns {"stretches": ..., "resampled": ...}, each size -> relative spread
+  (IQR / median) of the thresholds fitted on
+    stretches: disjoint stretches of that size of the whole training series'
+      scores (the estimate's noise plus the drift between stretches);
+    resampled: moving-block bootstrap samples of that size (blocks of 50) of
+      the held-out tail's scores (the estimate's noise alone).
+  All scores are scaled by the held-out tail's statistics.
+  """
   smoothed = alarms.smooth(folds.train, config)
   start = folds.halves[0][0]
-  calib_stats = smoothed[start:]
-  totals = feature_scaling.apply(config.eval.feature_scaling, smoothed, calib_stats,
+  totals = feature_scaling.apply(config.eval.feature_scaling, smoothed, smoothed[start:],
                                  floor=config.eval.scaling_floor,
                                  aggregation=config.eval.aggregation)[0].sum(axis=1)
-  out = {}
-  method = evaluation.methods(config.threshold)[0]
+  tail = totals[start:]
+  rng = np.random.default_rng(SEED)
+  block = 50
+  out = {"stretches": {}, "resampled": {}}
   for size in SIZES:
-    fitted = []
-    for begin in range(0, len(totals) - size + 1, size):
-      block = totals[begin:begin + size]
-      try:
-        fitted.append(float(np.mean(thresholds.compute(method, calib_scores=block,
-                                                       test_scores=block,
-                                                       options=config.threshold))))
-      except ValueError:
-        fitted.append(np.nan)
-    fitted = np.asarray(fitted)
-    if len(fitted) < 3 or np.isnan(fitted).mean() > 0.5:
-      out[size] = float("nan")
-      continue
-    low, median, high = np.nanpercentile(fitted, [25, 50, 75])
-    out[size] = float((high - low) / abs(median)) if median else float("nan")
+    stretches = [totals[b:b + size] for b in range(0, len(totals) - size + 1, size)]
+    blocks = [np.concatenate([tail[b:b + block] for b in rng.integers(
+        0, len(tail) - block, math.ceil(size / block))])[:size] for _ in range(30)]
+    for name, samples in (("stretches", stretches), ("resampled", blocks)):
+      out[name][size] = _relative_spread(samples, config)
   return out
+
+
+def _relative_spread(samples: list[np.ndarray], config: ml_collections.ConfigDict) -> float:
+  method = evaluation.methods(config.threshold)[0]
+  fitted = []
+  for sample in samples:
+    try:
+      fitted.append(float(np.mean(thresholds.compute(method, calib_scores=sample,
+                                                      test_scores=sample,
+                                                      options=config.threshold))))
+    except ValueError:
+      fitted.append(np.nan)
+  fitted = np.asarray(fitted)
+  if len(fitted) < 3 or np.isnan(fitted).mean() > 0.5:
+    return float("nan")
+  low, median, high = np.nanpercentile(fitted, [25, 50, 75])
+  return float((high - low) / abs(median)) if median else float("nan")
 
 
 def _row(cells) -> str:
@@ -255,7 +273,8 @@ def _row(cells) -> str:
 
 
 def report(results: dict[str, dict[str, float]], chosen: Candidate,
-           spreads: dict[str, dict[int, float]], machine: str) -> str:
+           spreads: dict[str, dict[str, dict[int, float]]], folds: list[Folds],
+           machine: str) -> str:
   names = sorted(next(iter(results.values())))
   ranked = sorted(results, key=lambda c: -np.mean(list(results[c].values())))
   groups = sorted({n.split("/")[0] for n in names})
@@ -274,14 +293,23 @@ def report(results: dict[str, dict[str, float]], chosen: Candidate,
     lines.append(_row([ranked.index(name) + 1, f"`{name}`", f"{mean:.3f}",
                        *[f"{v:.3f}" for v in by_group]]))
   lines += ["", "## How stable the default threshold is as the calibration part grows", "",
-            "Relative spread (IQR over median) of the threshold fitted on disjoint stretches "
-            "of each size of a run's training scores; `–` where fewer than three stretches fit.",
-            "", _row(["run", *SIZES]), _row(["---"] * (1 + len(SIZES)))]
+            "Relative spread (IQR over median) of the chosen pipeline's threshold fitted on "
+            "calibration parts of each size (in points; `–` where fewer than three fit). "
+            "*Stretches*: disjoint stretches of a run's training scores, the estimate's noise "
+            "plus the drift between parts of the training period. *Resampled*: block-bootstrap "
+            "samples of the held-out tail itself, the estimate's noise alone.", "",
+            _row(["run", *[f"{kind} {s}" for kind in ("stretches", "resampled")
+                           for s in SIZES]]),
+            _row(["---"] * (1 + 2 * len(SIZES)))]
   for name, spread in sorted(spreads.items()):
-    lines.append(_row([name, *["–" if np.isnan(spread[s]) else f"{spread[s]:.2f}"
-                               for s in SIZES]]))
-  medians = [np.nanmedian([s[size] for s in spreads.values()]) for size in SIZES]
+    lines.append(_row([name, *["–" if np.isnan(spread[kind][s]) else f"{spread[kind][s]:.2f}"
+                               for kind in ("stretches", "resampled") for s in SIZES]]))
+  medians = [np.nanmedian([s[kind][size] for s in spreads.values()])
+             for kind in ("stretches", "resampled") for size in SIZES]
   lines.append(_row(["**median**", *[f"{m:.2f}" for m in medians]]))
+  tails = sorted({f.halves[1][1] - f.halves[0][0] for f in folds})
+  lines += ["", f"The held-out tails here hold {tails[0]} to {tails[-1]} points "
+            "(`data.val_fraction` 0.1 of each machine's training series)."]
   return "\n".join(lines) + "\n"
 
 
@@ -365,7 +393,7 @@ def main(argv):
   spreads = {f.name: stability(f, apply(base, chosen.fields())) for f in all_folds}
   out = pathlib.Path(_REPORT.value)
   out.parent.mkdir(parents=True, exist_ok=True)
-  out.write_text(report(results, chosen, spreads, runs.machine()))
+  out.write_text(report(results, chosen, spreads, all_folds, runs.machine()))
   print(f"Chosen: {chosen.name()}\nReport written to {out}")
 
 
