@@ -148,7 +148,7 @@ def test_no_explaining_dims_gives_none():
 def test_synthetic_segments_carry_dims_that_a_zscore_ranks_high():
   dataset = load(tiny.get_config().data)
   entity = dataset.entities[0]
-  per_feature, _ = baselines.zscore(entity.train, entity.test)
+  per_feature = baselines.zscore(entity.train)(entity.test)
   out = evaluation.interpretation([entity.name], [per_feature], [entity.segments])
   assert out["pooled"]["timesteps"] == sum(s.end - s.start + 1 for s in entity.segments if s.dims)
   assert out["mean"]["entities"] == 1
@@ -226,7 +226,7 @@ def test_single_entity_has_no_per_entity_and_none_without_dims():
 def test_zscore_on_real_smd_machine(data_root):
   root = data_root / "ServerMachineDataset"
   entity = smd.load_machine(root, "machine-1-6")
-  per_feature, _ = baselines.zscore(entity.train, entity.test)
+  per_feature = baselines.zscore(entity.train)(entity.test)
   out = metrics.interpretation(per_feature, entity.segments)
   labelled = sum(s.end - s.start + 1 for s in entity.segments if s.dims)
   assert out["timesteps"] == labelled > 0

@@ -114,6 +114,8 @@ def test_at_threshold_by_hand():
       "R-based-F1": 2 / 7,  # see test_range_f1_by_hand
       "mean-detection-delay": 1.0,  # segment [1, 4] first hit at 2; [7, 8] missed
       "detected-segments": 1 / 2,
+      "flagged": 2 / 10, "anomaly-share": 6 / 10,
+      "alarm-events": 2, "false-alarm-events": 1,  # the alarm at 6 touches no anomaly
   }
   for key, value in expected.items():
     assert out[key] == pytest.approx(value), key
@@ -310,7 +312,10 @@ def test_no_anomaly_gives_nan():
   assert all(math.isnan(value) for value in metrics.threshold_free(y, s).values())
   out = metrics.at_threshold(y, (s > 0.5).astype(int))
   assert out["precision"] == 0.0 and out["PA-precision"] == 0.0
-  assert all(math.isnan(value) for key, value in out.items() if "precision" not in key)
+  label_free = {"flagged", "anomaly-share", "alarm-events", "false-alarm-events"}
+  assert all(math.isnan(value) for key, value in out.items()
+             if "precision" not in key and key not in label_free)
+  assert out["anomaly-share"] == 0.0 and out["false-alarm-events"] == out["alarm-events"]
   threshold, f1, _, _ = metrics.best_f1_threshold(y, s)
   assert threshold == s.max() and math.isnan(f1)
 

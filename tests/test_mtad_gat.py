@@ -198,6 +198,8 @@ def test_short_real_smd_run(tmp_path, data_root):
                            scale_scores=True))
   config.eval.plots = False
   config.eval.batch_size = 2048
+  # scores.npz then holds the model's own per-feature scores, unsmoothed and unscaled
+  config.eval.update(smoothing="none", feature_scaling="none", aggregation="sum")
   run_dir = experiment.train_and_evaluate(config, tmp_path)
   summary = experiment.load_summary(run_dir)
   assert summary["model"] == "mtad_gat" and summary["training"]["nonfinite_steps"] == 0
