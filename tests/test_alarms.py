@@ -72,8 +72,10 @@ def test_thresholds_are_fitted_on_the_held_out_tail_scored_in_eval_mode(csv_run)
   tail = len(alarms.calibration_rows((len(raw),), config))
   assert tail == 200  # tiny: 800 training rows, data.val_fraction 0.25
   smoothed = smoothing.smooth("ewma", raw, alpha=0.2)
-  stats = feature_scaling.robust_stats(smoothed[-tail:])
-  calib_totals = feature_scaling.scale(smoothed[-tail:], stats).sum(axis=1)
+  assert config.eval.aggregation == "tail_p"  # the default: per-feature -log tail probability
+  stats = feature_scaling.robust_stats(smoothed[-tail:], floor=config.eval.scaling_floor)
+  scaled = feature_scaling.scale(smoothed[-tail:], stats)
+  calib_totals = feature_scaling.tail_log_probabilities(scaled).sum(axis=1)
   summary = experiment.load_summary(run_dir)
   assert summary["scoring"]["calibration_points"] == [tail]
   expected = thresholds.pot(calib_totals, q=config.threshold.pot_q,
@@ -139,6 +141,8 @@ def test_bad_alarm_settings_are_refused_before_training(field, value, message):
   config = tiny.get_config()
   if field == "eval.smoothing_alpha":
     config.eval.smoothing = "ewma"
+  if field == "threshold.methods":  # tail_p thresholds a sum of tail log-probabilities only
+    config.eval.aggregation = "sum"
   section, name = field.split(".")
   config[section][name] = value
   with pytest.raises(ValueError, match=message):

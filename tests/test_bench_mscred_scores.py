@@ -25,7 +25,7 @@ def test_all_scales_held_forward_is_the_library_score():
   config.model.update(scales="2,4", gap=2, steps=3, filters="4,4,4,4", score_stride=3)
   config.data.window = 8  # max(scales) + gap * (steps - 1)
   config.data.synthetic.update(num_features=3, train_length=200, test_length=60)
-  config.eval.feature_scaling = "none"
+  config.eval.update(smoothing="none", feature_scaling="none", aggregation="sum")
   config.threshold.methods = "percentile"  # a 20-point held-out tail is too short for POT
   setup = experiment.build(config)
   params = train.init_params(setup.model, key=jax.random.key(0), window=8, num_features=3)

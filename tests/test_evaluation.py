@@ -97,7 +97,7 @@ def test_baselines_in_a_summary_are_scored_like_the_model():
   default fits it on the training series minus the held-out tail it calibrates on."""
   entity = synthetic.generate(train_length=2000, test_length=1000, num_features=4).entity
   config = tiny.get_config()
-  config.eval.feature_scaling = "none"
+  config.eval.update(smoothing="none", feature_scaling="none", aggregation="sum")
   plain = baselines.calibrated("pca", entity, config)
   fit_part = entity.train[:len(entity.train) - len(plain.calibration)]
   assert len(plain.calibration) == 500  # tiny: data.val_fraction 0.25

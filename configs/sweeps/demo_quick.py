@@ -21,8 +21,9 @@ def get_config():
   sweep.name = "demo_quick"
   sweep.base = "demo"
   sweep.overrides = ml_collections.ConfigDict({  # demo shrunk to seconds per trial
-      "data": {"window": 16, "val_fraction": 0.2, "synthetic": {"num_features": 4, "train_length": 1000,
-                                           "test_length": 1000, "num_anomalies": 4}},
+      "data": {"window": 16, "val_fraction": 0.2,
+               "synthetic": {"num_features": 4, "train_length": 1000,
+                             "test_length": 1000, "num_anomalies": 4}},
       "train": {"max_epochs": 3, "batch_size": 64, "progress_bar": False},
       "eval": {"baselines": "zscore", "plots": False, "vus_window": 20},
       "threshold": {"methods": "pot"},
