@@ -157,6 +157,12 @@ def params_from_checkpoint(path, model_config, *, num_features: int, window: int
   return torch_to_flax(load_state_dict(path), entries, shapes, source=str(path))
 
 
+def start_params(config: ml_collections.ConfigDict, num_features: int) -> dict:
+  """A run's starting parameters from `config.init.torch_checkpoint` (experiment.ParamsFrom)."""
+  return params_from_checkpoint(config.init.torch_checkpoint, config.model,
+                                num_features=num_features, window=config.data.window)
+
+
 def _define_flags() -> dict:
   flags.DEFINE_string("torch_checkpoint", None, "PyTorch state_dict file.", required=True)
   flags.DEFINE_string("workdir", "runs", "Folder the run folders go under.")
@@ -173,7 +179,7 @@ def main(argv):
   with config.unlocked():
     config.init.torch_checkpoint = checkpoint
     config.train.max_epochs = 0  # score the converted parameters as they are
-  run_dir = experiment.train_and_evaluate(config, flags.FLAGS.workdir)
+  run_dir = experiment.train_and_evaluate(config, flags.FLAGS.workdir, params_from=start_params)
   print(f"Converted {checkpoint} into the run {run_dir}")
   print(experiment.headline(experiment.load_summary(run_dir)))
 

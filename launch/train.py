@@ -19,6 +19,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from interop import convert
 from tsad_jax import distributed
 from tsad_jax import experiment
 
@@ -37,7 +38,8 @@ def main(argv):
   if _COORDINATOR.value is not None or _NUM_PROCESSES.value != 1:
     distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   logging.set_verbosity(logging.WARNING)  # keep orbax's per-save INFO lines off the terminal
-  run_dir = experiment.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  run_dir = experiment.train_and_evaluate(_CONFIG.value, _WORKDIR.value,
+                                          params_from=convert.start_params)
   if not distributed.is_main_process():
     return
   print(f"Run written to {run_dir}")

@@ -18,6 +18,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from interop import convert
 from tsad_jax import fleet
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
@@ -30,7 +31,7 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   config = _CONFIG.value
-  results = fleet.train_fleet(config, _WORKDIR.value)
+  results = fleet.train_fleet(config, _WORKDIR.value, params_from=convert.start_params)
   run_id = results[0].run_dir.name
   table = (pathlib.Path(_WORKDIR.value) / config.data.dataset / "fleets"
            / f"{config.model.name}-{run_id}.csv")

@@ -65,6 +65,11 @@ def test_convert_makes_a_run_that_evaluates_and_exports_back_bit_exact(tmp_path)
     convert.save_state_dict(saved, exported)
 
 
+def _train_from(config, workdir):
+  """Trains as launch.train does: the library gets interop's converter passed in."""
+  return experiment.train_and_evaluate(config, workdir, params_from=convert.start_params)
+
+
 def test_training_starts_from_the_torch_checkpoint(tmp_path):
   config = tiny.get_config()
   checkpoint, state_dict = _checkpoint(tmp_path, config)
@@ -73,7 +78,7 @@ def test_training_starts_from_the_torch_checkpoint(tmp_path):
   config.optim.learning_rate = 1e-6  # Adam moves each parameter by at most ~1e-6 a step
   config.eval.plots = False
   config.threshold.methods = "percentile"
-  run_dir = experiment.train_and_evaluate(config, tmp_path / "runs")
+  run_dir = _train_from(config, tmp_path / "runs")
   assert runs.load_config(run_dir).train.max_epochs == 1
   trained = convert.flax_to_torch(train.load_params(run_dir), _entries(config))
   moved = max(np.abs(trained[k] - v).max() for k, v in state_dict.items())
@@ -91,7 +96,7 @@ def test_a_checkpoint_that_does_not_fit_is_refused_and_nothing_is_written(tmp_pa
   torch.save({k: torch.from_numpy(np.asarray(v)) for k, v in broken.items()}, checkpoint)
   config.init.torch_checkpoint = str(checkpoint)
   with pytest.raises(convert.ConversionError) as error:
-    experiment.train_and_evaluate(config, tmp_path / "runs")
+    _train_from(config, tmp_path / "runs")
   message = str(error.value)
   assert str(checkpoint) in message
   assert f"missing keys: {first}" in message
@@ -101,7 +106,16 @@ def test_a_checkpoint_that_does_not_fit_is_refused_and_nothing_is_written(tmp_pa
 
   config.init.torch_checkpoint = str(tmp_path / "absent.pt")
   with pytest.raises(FileNotFoundError, match="absent.pt: no such torch checkpoint"):
+    _train_from(config, tmp_path / "runs")
+
+
+def test_the_library_alone_refuses_a_torch_checkpoint_and_writes_nothing(tmp_path):
+  config = tiny.get_config()
+  checkpoint, _ = _checkpoint(tmp_path, config)
+  config.init.torch_checkpoint = str(checkpoint)
+  with pytest.raises(ValueError, match="launch.train"):
     experiment.train_and_evaluate(config, tmp_path / "runs")
+  assert not (tmp_path / "runs").exists()
 
 
 def test_conversion_writes_float32_in_the_flax_tree_shape():

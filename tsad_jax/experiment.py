@@ -1,9 +1,11 @@
 """Train, score, threshold and report: what `launch.train` and `launch.evaluate` run."""
 
+from collections.abc import Callable
 import dataclasses
 import json
 import pathlib
 import time
+from typing import Any
 
 import jax
 import ml_collections
@@ -32,6 +34,10 @@ class Setup:
   prepared: Prepared
   model_lib: object
   model: object
+
+
+# (config, number of features) -> the starting parameters converted from config.init's checkpoint
+ParamsFrom = Callable[[ml_collections.ConfigDict, int], Any]
 
 
 def _names(field: str) -> list[str]:
@@ -219,8 +225,12 @@ def _residual_plots(setup, params, plot_dir, names, per_feature, thresholds) -> 
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
-                       stop_after_steps: int | None = None) -> pathlib.Path:
+                       stop_after_steps: int | None = None,
+                       params_from: ParamsFrom | None = None) -> pathlib.Path:
   """Trains the configured model in a new (or resumed) run folder, then scores it.
+
+  `params_from` makes the starting parameters from `config.init.torch_checkpoint`
+  (`interop.convert.start_params`; launch.train passes it in).
 
   With several processes (`distributed.initialize`) all train together and
   process 0 alone writes the folder and scores.
@@ -229,7 +239,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     The run folder, `<workdir>/<dataset>/<entity>/<model>/<run_id>/`.
   """
   setup = build(config)
-  start_params = initial_params(setup)
+  start_params = initial_params(setup, params_from)
   run_dir = _open_run(workdir, config)
   result = train.fit(config, setup.prepared, run_dir, model_lib=setup.model_lib,
                      model=setup.model, stop_after_steps=stop_after_steps,
@@ -261,16 +271,17 @@ def _open_run(workdir: str | pathlib.Path, config: ml_collections.ConfigDict) ->
   return runs.run_parent(workdir, config) / config.run_id
 
 
-def initial_params(setup: Setup):
+def initial_params(setup: Setup, params_from: ParamsFrom | None):
   """Parameters converted from `config.init.torch_checkpoint`, or None for a fresh init."""
-  path = setup.config.init.torch_checkpoint
-  if not path:
+  config = setup.config
+  if not config.init.torch_checkpoint:
     return None
-  from interop import convert  # noqa: PLC0415  (needs the optional torch extra)
-
-  return convert.params_from_checkpoint(path, setup.config.model,
-                                        num_features=setup.prepared.num_features,
-                                        window=setup.config.data.window)
+  if params_from is None:
+    raise ValueError(
+        f"config.init.torch_checkpoint is {config.init.torch_checkpoint!r}, but the library "
+        "reads no torch files: train with `python -m launch.train` (it converts the "
+        "checkpoint), or pass params_from=interop.convert.start_params.")
+  return params_from(config, setup.prepared.num_features)
 
 
 def evaluate_run(run_dir: str | pathlib.Path, *, step: int | None = None,

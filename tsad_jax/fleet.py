@@ -84,7 +84,8 @@ def member_configs(config: ml_collections.ConfigDict) -> list[ml_collections.Con
 
 
 def train_fleet(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
-                stop_after_steps: int | None = None) -> list[MemberResult]:
+                stop_after_steps: int | None = None,
+                params_from: experiment.ParamsFrom | None = None) -> list[MemberResult]:
   """Trains one model per entity of `config.data.entities` and scores each into its run folder.
 
   All members share one run id, so `config.run_id` resumes the whole fleet:
@@ -109,7 +110,7 @@ def train_fleet(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, 
   results = {i: MemberResult(configs[i].data.entity, d, "already trained")
              for i, d in enumerate(run_dirs) if i not in todo}
   if todo:
-    initial_params = experiment.initial_params(setups[todo[0]])
+    initial_params = experiment.initial_params(setups[todo[0]], params_from)
     fits = fit(config, [setups[i] for i in todo], [run_dirs[i] for i in todo],
                stop_after_steps=stop_after_steps, initial_params=initial_params)
     for i, fitted in zip(todo, fits, strict=True):
