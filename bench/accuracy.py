@@ -21,7 +21,6 @@ keeps the others'. `--report_only` only rewrites the report.
 """
 
 import hashlib
-import importlib
 import json
 import os
 import pathlib
@@ -34,6 +33,7 @@ import numpy as np
 
 from bench import report
 from configs import common
+from tsad_jax import config_names
 from tsad_jax import evaluation
 from tsad_jax import experiment
 from tsad_jax import runs
@@ -102,7 +102,7 @@ def with_run_id(config):
 
 def job_config(job: str, entity: str):
   module, model_fields = VARIANTS.get(job, (job, {}))
-  config = importlib.import_module(f"configs.{module}").get_config(entity)
+  config = config_names.load(f"{module}:{entity}")
   config.model.update(model_fields)
   config.data.root = str(data_folder(JOBS[job]))
   config.train.progress_bar = False
@@ -132,7 +132,7 @@ def finished_run(config) -> pathlib.Path:
 
 def sweep_spec(job: str, entity: str) -> ml_collections.ConfigDict:
   """The sweep of a SWEEPS job on `entity`, reading the benchmark's data root."""
-  spec = importlib.import_module(f"configs.sweeps.{SWEEPS[job]}").get_config(entity)
+  spec = config_names.load(f"sweeps.{SWEEPS[job]}:{entity}")
   spec.overrides = ml_collections.ConfigDict(
       {**sweep.flatten(spec.overrides), "data.root": str(data_folder(JOBS[job]))},
       allow_dotted_keys=True)

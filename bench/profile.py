@@ -13,7 +13,6 @@ the wall time of a step when XLA runs ops on several cores at once.
 
 import collections
 import gzip
-import importlib
 import json
 import pathlib
 import re
@@ -23,6 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from bench import steps as steps_lib
+from tsad_jax import config_names
 from tsad_jax import experiment
 
 # Op kinds, read from the op an HLO op name ends with: XLA names a fusion after the ops
@@ -102,7 +102,7 @@ def _latest_trace(trace_dir: pathlib.Path) -> pathlib.Path:
 
 def profile_training(name: str, entity: str, steps: int, trace_dir: pathlib.Path) -> dict:
   """Per-step wall and busy milliseconds of `configs/<name>.py`'s train step, by op kind."""
-  config = importlib.import_module(f"configs.{name}").get_config()
+  config = config_names.load(name)
   config.data.entity = entity
   setup = experiment.build(config)
   state, step = steps_lib.state_and_step(setup)

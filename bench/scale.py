@@ -6,7 +6,6 @@ starts, so the per-device and memory figures come from child processes
 """
 
 import copy
-import importlib
 import json
 import os
 import pathlib
@@ -21,6 +20,7 @@ import jax
 import numpy as np
 
 from bench import steps as steps_lib
+from tsad_jax import config_names
 from tsad_jax import distributed
 from tsad_jax import experiment
 from tsad_jax import fleet
@@ -31,7 +31,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def _config(name: str, entity: str, **fields):
-  config = importlib.import_module(f"configs.{name}").get_config()
+  config = config_names.load(name)
   config.data.entity = entity
   config.train.progress_bar = False
   for field, value in fields.items():
@@ -92,10 +92,10 @@ def devices(config_name: str, entity: str, steps: int, counts=(1, 4)) -> str:
           "| devices | train (samples/s) | vs 1 |\n| --- | --- | --- |\n" + rows)
 
 
-def scoring_memory(config_names: list[str], entity: str) -> str:
+def scoring_memory(names: list[str], entity: str) -> str:
   """Peak resident memory of a process that loads one entity and scores its whole test."""
   rows = ""
-  for name in config_names:
+  for name in names:
     figures = _child(["--child=score_memory", f"--config={name}", f"--entity={entity}"])
     rows += (f"| {name} | {figures['test_points']:,} | {figures['seconds']:.1f} | "
              f"{figures['peak_before_mb']:,.0f} | {figures['peak_mb']:,.0f} |\n")

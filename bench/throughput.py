@@ -26,7 +26,6 @@ to --out, machine named; sections not rerun are kept.
 """
 
 import dataclasses
-import importlib
 import pathlib
 import time
 
@@ -40,6 +39,7 @@ from bench import profile
 from bench import scale
 from bench import steps as steps_lib
 from interop import parity
+from tsad_jax import config_names
 from tsad_jax import experiment
 from tsad_jax import runs
 from tsad_jax import scoring
@@ -155,7 +155,7 @@ def torch_rates(setup: experiment.Setup, pair, steps: int, score_batches: int):
 
 
 def measure(name: str, entity: str, steps: int, score_batches: int, with_torch: bool) -> Row:
-  config = importlib.import_module(f"configs.{name}").get_config()
+  config = config_names.load(name)
   config.data.entity = entity
   config.model = parity.without_dropout(config.model)
   setup = experiment.build(config)
@@ -181,7 +181,7 @@ def phases(name: str, entity: str, steps: int) -> dict[str, float]:
 
   from interop import noise as noise_lib  # noqa: PLC0415
 
-  config = importlib.import_module(f"configs.{name}").get_config()
+  config = config_names.load(name)
   config.data.entity = entity
   config.model = parity.without_dropout(config.model)
   setup = experiment.build(config)
@@ -323,14 +323,14 @@ def main(argv):
 
 
 def _fleet_entities(args) -> list[str]:
-  config = importlib.import_module(f"configs.{args.fleet_config}").get_config()
+  config = config_names.load(args.fleet_config)
   config.data.entities = args.fleet_entities
   return data_lib.fleet_entities(config.data)
 
 
 def _longest_test(entity: str) -> str:
   """The SMD machine with the longest test series, of `entity` ("all" or a comma list)."""
-  config = importlib.import_module("configs.smd_omni").get_config()
+  config = config_names.load("smd_omni")
   config.data.entity = entity
   dataset = data_lib.load(config.data)
   return max(dataset.entities, key=lambda e: len(e.test)).name

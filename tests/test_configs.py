@@ -1,12 +1,12 @@
 """Every config in configs/ builds its model and takes a training step at tiny size."""
 
-import importlib
 import pathlib
 
 import jax
 import jax.numpy as jnp
 import pytest
 
+from tsad_jax import config_names
 from tsad_jax import models
 from tsad_jax import train
 
@@ -21,7 +21,7 @@ WINDOW_8 = {"mscred": {"scales": "2,4", "gap": 2, "steps": 3},  # 4 + 2 * (3 - 1
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_config_builds_and_steps(name):
-  config = importlib.import_module(f"configs.{name}").get_config()
+  config = config_names.load(name)
   config.data.window = 8
   config.model.update(WINDOW_8.get(config.model.name, {}))
   lib = models.get(config.model.name)
@@ -40,5 +40,17 @@ def test_config_builds_and_steps(name):
 
 
 def test_every_model_file_has_a_config():
-  used = {importlib.import_module(f"configs.{n}").get_config().model.name for n in CONFIGS}
+  used = {config_names.load(n).model.name for n in CONFIGS}
   assert set(models.available()) <= used
+
+
+def test_configs_load_by_name_with_an_argument_and_from_subfolders():
+  assert config_names.load("smd_omni:machine-2-1").data.entity == "machine-2-1"
+  assert config_names.load("sweeps.demo_quick").base == "demo"
+  with pytest.raises(ValueError, match=r"configs/sweeps/nope.py; choose from .*demo_quick"):
+    config_names.load("sweeps.nope")
+
+
+def test_comma_lists_drop_blanks_and_spaces():
+  assert config_names.comma_list(" pot, tail_p ,,") == ["pot", "tail_p"]
+  assert config_names.comma_list("") == []

@@ -1,7 +1,6 @@
 """Every model against its PyTorch twin: a random torch init, converted, computes the
 same forward outputs, loss, gradients, scores and Adam step; conversion round-trips."""
 
-import importlib
 
 import numpy as np
 import pytest
@@ -10,6 +9,7 @@ torch = pytest.importorskip("torch", reason="interop needs the [torch] extra (CI
 
 from interop import convert  # noqa: E402
 from interop import parity  # noqa: E402
+from tsad_jax import config_names  # noqa: E402
 
 NUM_FEATURES = 5
 
@@ -45,7 +45,7 @@ CASES = {
 
 def _model_config(case: str):
   file, window, overrides = CASES[case]
-  config = importlib.import_module(f"configs.{file}").get_config()
+  config = config_names.load(file)
   config.model.update(overrides)
   return config.model, window
 

@@ -1,6 +1,5 @@
 """OmniAnomaly's pieces against their definitions, and its behaviour on a small series."""
 
-import importlib
 
 import jax
 import jax.numpy as jnp
@@ -11,6 +10,7 @@ import pytest
 
 from configs import common
 from configs import msl_omni
+from tsad_jax import config_names
 from tsad_jax import experiment
 from tsad_jax.data import DATA_ROOT_ENV
 from tsad_jax.data import DataError
@@ -131,7 +131,7 @@ def test_trains_on_a_periodic_series_and_scores_a_spike_higher():
 @pytest.mark.parametrize("name", ["smd_omni", "smap_omni", "msl_omni"])
 def test_missing_data_root_says_how_to_point_at_the_data(name, monkeypatch):
   monkeypatch.delenv(DATA_ROOT_ENV, raising=False)
-  config = importlib.import_module(f"configs.{name}").get_config()
+  config = config_names.load(name)
   with pytest.raises(DataError, match="--config.data.root=") as error:
     experiment.build(config)
   assert DATA_ROOT_ENV in str(error.value)

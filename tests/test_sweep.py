@@ -1,7 +1,6 @@
 """Sweeps: grid expansion, trial names, ranking, resume, the vmapped quick stage, end to end."""
 
 import csv
-import importlib
 import json
 import math
 import pathlib
@@ -18,6 +17,7 @@ import pytest
 
 from configs import tiny
 from configs.sweeps import demo_quick
+from tsad_jax import config_names
 from tsad_jax import experiment
 from tsad_jax import models
 from tsad_jax import optim as optim_lib
@@ -117,7 +117,7 @@ SPECS = sorted(p.stem for p in pathlib.Path(sweep.__file__).parent.parent.glob(
 
 @pytest.mark.parametrize("name", SPECS)
 def test_every_shipped_spec_gives_trials_whose_model_builds(name):
-  spec = importlib.import_module(f"configs.sweeps.{name}").get_config()
+  spec = config_names.load(f"sweeps.{name}")
   trials = sweep.check_spec(spec)
   assert len(trials) > spec.top_k  # otherwise the quick stage chooses nothing
   for trial in trials:

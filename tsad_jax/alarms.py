@@ -24,6 +24,7 @@ from typing import NamedTuple
 import ml_collections
 import numpy as np
 
+from tsad_jax import config_names
 from tsad_jax import feature_scaling
 from tsad_jax import smoothing
 from tsad_jax import thresholds
@@ -55,7 +56,7 @@ def check(config: ml_collections.ConfigDict) -> None:
                      "calibrate in-sample with config.threshold.calibration=train.")
   ev = config.eval
   feature_scaling.check(ev.feature_scaling, ev.scaling_floor, ev.aggregation)
-  methods = [m.strip() for m in config.threshold.methods.split(",")]
+  methods = config_names.comma_list(config.threshold.methods)
   if "tail_p" in methods and ev.aggregation != "tail_p":
     raise ValueError("config.threshold.methods has tail_p, a threshold on summed -log tail "
                      "probabilities: set config.eval.aggregation=tail_p, or drop tail_p.")
@@ -67,7 +68,7 @@ def check_lengths(entities: dict[str, tuple[int, ...]], config: ml_collections.C
   configured thresholds on; `entities` maps each name to its training parts' lengths."""
   for name, parts in entities.items():
     points = len(calibration_rows(parts, config))
-    for method in [m.strip() for m in config.threshold.methods.split(",") if m.strip()]:
+    for method in config_names.comma_list(config.threshold.methods):
       needed = thresholds.min_calibration(method, config.threshold)
       if points < needed:
         where = ("its held-out validation tail" if config.threshold.calibration == "val"

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import ml_collections
 import numpy as np
 
+from tsad_jax import config_names
 from tsad_jax import metrics
 from tsad_jax import thresholds
 
@@ -121,7 +122,7 @@ def thresholded(names, labels, scores, calib_scores, cfg: ml_collections.ConfigD
 
 def methods(cfg: ml_collections.ConfigDict) -> list[str]:
   """The configured threshold methods (config.threshold.methods); the first raises the alarms."""
-  return [m.strip() for m in cfg.methods.split(",") if m.strip()]
+  return config_names.comma_list(cfg.methods)
 
 
 def interpretation(names, per_feature_scores, segments, *,

@@ -13,6 +13,7 @@ import numpy as np
 
 from tsad_jax import alarms
 from tsad_jax import baselines
+from tsad_jax import config_names
 from tsad_jax import distributed
 from tsad_jax import evaluation
 from tsad_jax import models
@@ -40,15 +41,11 @@ class Setup:
 ParamsFrom = Callable[[ml_collections.ConfigDict, int], Any]
 
 
-def _names(field: str) -> list[str]:
-  return [name.strip() for name in field.split(",") if name.strip()]
-
-
 def check_config(config: ml_collections.ConfigDict) -> None:
   """Refuses unknown method names before any data is loaded or any step is trained."""
   choices = {
-      "threshold.methods": (_names(config.threshold.methods), thresholds.REGISTRY),
-      "eval.baselines": (_names(config.eval.baselines), baselines.BASELINES),
+      "threshold.methods": (config_names.comma_list(config.threshold.methods), thresholds.REGISTRY),
+      "eval.baselines": (config_names.comma_list(config.eval.baselines), baselines.BASELINES),
       "eval.point_rule": ([config.eval.point_rule], scoring.POINT_RULES),
       "train.compute_dtype": ([config.train.compute_dtype], tuple(train.COMPUTE_DTYPES)),
   }
@@ -85,7 +82,7 @@ def _baselines(setup: Setup, names, labels, test_scaled: ml_collections.ConfigDi
   """Each baseline scored like the model: threshold-free figures and at each threshold."""
   config, dataset = setup.config, setup.prepared.dataset
   out = {}
-  for name in _names(config.eval.baselines):
+  for name in config_names.comma_list(config.eval.baselines):
     calibrated = [baselines.calibrated(name, entity, config) for entity in dataset.entities]
     out[name] = evaluation.summarize(
         names, labels, [c.test.sum(axis=1) for c in calibrated],

@@ -17,6 +17,8 @@ import ml_collections
 import numpy as np
 import pandas as pd
 
+from tsad_jax import config_names
+
 CONFIG_FILE = "config.json"
 # Fields a resumed run may change: how long and how verbosely it trains.
 RESUMABLE_CHANGES = ("train.max_epochs", "train.progress_bar", "run_id")
@@ -25,7 +27,7 @@ RESUMABLE_CHANGES = ("train.max_epochs", "train.progress_bar", "run_id")
 def entity_folder(data: ml_collections.ConfigDict) -> str:
   """Folder name of the entities of a run ("a+b" for several)."""
   entity = data.entity or data.dataset
-  return "+".join(part.strip() for part in entity.split(","))
+  return "+".join(config_names.comma_list(entity))
 
 
 def run_parent(workdir: str | pathlib.Path, config: ml_collections.ConfigDict) -> pathlib.Path:

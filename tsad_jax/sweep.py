@@ -54,7 +54,6 @@ from collections.abc import Callable
 import csv
 import functools
 import hashlib
-import importlib
 import itertools
 import json
 import math
@@ -68,6 +67,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from tsad_jax import config_names
 from tsad_jax import experiment
 from tsad_jax import metrics
 from tsad_jax import models
@@ -144,21 +144,6 @@ def make_trials(grid) -> list[Trial]:
   return [Trial(i, trial_name(i, o), o) for i, o in enumerate(expand_grid(grid))]
 
 
-def load_base(base: str) -> ml_collections.ConfigDict:
-  """The config of `configs/<name>.py`, for `base` "name" or "name:argument"."""
-  name, sep, arg = base.partition(":")
-  folder = pathlib.Path(__file__).resolve().parent.parent / "configs"
-  try:
-    module = importlib.import_module(f"configs.{name}")
-  except ModuleNotFoundError as e:
-    if e.name != f"configs.{name}":
-      raise
-    known = sorted(p.stem for p in folder.glob("*.py") if p.stem not in ("__init__", "common"))
-    raise ValueError(f"sweep.base={base!r}: no config configs/{name}.py; choose from "
-                     f"{', '.join(known) or 'the modules in configs/'}.") from None
-  return module.get_config(arg) if sep else module.get_config()
-
-
 def set_field(config: ml_collections.ConfigDict, path: str, value, *, where: str) -> None:
   """Sets an existing leaf field of `config`; a clear ValueError for anything else."""
   parent_path, _, leaf = path.rpartition(".")
@@ -180,7 +165,7 @@ def set_field(config: ml_collections.ConfigDict, path: str, value, *, where: str
 def trial_config(spec: ml_collections.ConfigDict, trial: Trial, *,
                  stage: str) -> ml_collections.ConfigDict:
   """The base config with the spec's overrides, the trial's, its stage's epochs and run_id."""
-  config = load_base(spec.base)
+  config = config_names.load(spec.base)
   for path, value in flatten(spec.overrides).items():
     set_field(config, path, value, where=f"sweep.overrides.{path}")
   for path, value in trial.overrides.items():

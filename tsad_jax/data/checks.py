@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 
+from tsad_jax import config_names
 from tsad_jax.data.types import DataError
 
 _MAX_LISTED = 10
@@ -163,6 +164,6 @@ def select_entities(entity: str, available: Sequence[str], *, where: str,
     if not available:
       raise DataError(f"No entities found in {where}; check data.root.")
     return list(available)
-  names = list(dict.fromkeys(name.strip() for name in entity.split(",") if name.strip()))
+  names = list(dict.fromkeys(config_names.comma_list(entity)))
   unknown_entities(names, available, where=where, note=note)
   return names

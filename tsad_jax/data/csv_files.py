@@ -15,6 +15,7 @@ import ml_collections
 import numpy as np
 import pandas as pd
 
+from tsad_jax import config_names
 from tsad_jax.data import cache
 from tsad_jax.data import checks
 from tsad_jax.data.types import DataError
@@ -37,7 +38,7 @@ def load(root: str, options: ml_collections.ConfigDict, entity: str = "", *,
   """
   train_path = _resolve(root, options.train_file, "train_file")
   test_path = _resolve(root, options.test_file, "test_file")
-  columns = dict(features=_names(options.feature_columns),
+  columns = dict(features=tuple(config_names.comma_list(options.feature_columns)),
                  timestamp=options.timestamp_column.strip(), label=options.label_column.strip())
   if not columns["label"]:
     raise DataError(f"The test file {test_path} needs a 0/1 label column; name it with "
@@ -198,6 +199,3 @@ def _resolve(root: str, name: str, field: str) -> Path:
       f"{path.parent}: {checks.listing(nearby)}.")
   return path
 
-
-def _names(columns: str) -> tuple[str, ...]:
-  return tuple(name.strip() for name in columns.split(",") if name.strip())

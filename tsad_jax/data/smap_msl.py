@@ -29,6 +29,7 @@ import warnings
 
 import numpy as np
 
+from tsad_jax import config_names
 from tsad_jax.data import checks
 from tsad_jax.data.types import DataError
 from tsad_jax.data.types import Dataset
@@ -207,7 +208,7 @@ def _series(path: Path, what: str) -> np.ndarray:
 def _unknown_note(root: Path, entity: str, rows: list[Row], spacecraft: str) -> str:
   notes = []
   other = {row.chan_id: row.spacecraft for row in rows if row.spacecraft != spacecraft}
-  for name in (n.strip() for n in entity.split(",")):
+  for name in config_names.comma_list(entity):
     if name in other:
       notes.append(f" {name} is an {other[name]} channel: set "
                    f"--config.data.dataset={other[name].lower()}.")

@@ -27,6 +27,7 @@ from typing import NamedTuple
 import ml_collections
 import numpy as np
 
+from tsad_jax import config_names
 from tsad_jax.data.types import DataError
 from tsad_jax.data.types import Dataset
 from tsad_jax.data.types import Entity
@@ -97,7 +98,7 @@ def generate(*, seed: int = 0, num_features: int = 8, train_length: int = 6000,
     The entity, the type of each segment (in segment order) and metric names.
   """
   if isinstance(anomaly_types, str):
-    anomaly_types = [t.strip() for t in anomaly_types.split(",") if t.strip()]
+    anomaly_types = config_names.comma_list(anomaly_types)
   _check_arguments(num_features, train_length, test_length, num_anomalies, anomaly_scale,
                    anomaly_types)
   series_seed, anomaly_seed = np.random.SeedSequence(seed).spawn(2)
