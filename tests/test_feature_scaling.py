@@ -105,21 +105,26 @@ def test_detector_calibrates_on_its_held_out_tail_like_the_launchers(tmp_path):
   """Scaling statistics and the threshold come from the last val_fraction of the series it
   was fitted on (never trained on), as in launch.train; not from the whole training series."""
   config = tiny.get_config()
+  config.eval.smoothing = "none"  # smoothing has its own tests; here the tail's statistics
   rng = np.random.default_rng(0)
   t = np.arange(800)[:, None]
   train = np.sin(t / 5.0 + np.arange(3)) + 0.05 * rng.normal(size=(800, 3))
   detector = Detector(config, workdir=str(tmp_path)).fit(train)
   raw = detector.train_per_feature_
   assert len(detector.calibration_scores_) == 200  # tiny: data.val_fraction 0.25
-  stats = feature_scaling.robust_stats(raw[-200:])
-  np.testing.assert_allclose(detector.calibration_scores_,
-                             feature_scaling.scale(raw[-200:], stats).sum(axis=1), rtol=1e-5)
-  np.testing.assert_allclose(detector.decision_scores_,
-                             feature_scaling.scale(raw, stats).sum(axis=1), rtol=1e-5)
-  whole = feature_scaling.robust_stats(raw)
-  assert not np.allclose(detector.decision_scores_, feature_scaling.scale(raw, whole).sum(axis=1))
-  assert detector.threshold_ == thresholds.pot(detector.calibration_scores_, q=1e-3,
-                                               level=0.9).threshold
+
+  def total(stats):
+    return feature_scaling.tail_log_probabilities(feature_scaling.scale(raw, stats)).sum(axis=1)
+
+  floor = config.eval.scaling_floor
+  tail_stats = feature_scaling.robust_stats(raw[-200:], floor=floor)
+  np.testing.assert_allclose(detector.calibration_scores_, total(tail_stats)[-200:], rtol=1e-5)
+  np.testing.assert_allclose(detector.decision_scores_, total(tail_stats), rtol=1e-5)
+  whole = feature_scaling.robust_stats(raw, floor=floor)
+  assert not np.allclose(detector.decision_scores_, total(whole))
+  assert detector.threshold_ == thresholds.pot(detector.calibration_scores_,
+                                               q=config.threshold.pot_q,
+                                               level=config.threshold.pot_level).threshold
   np.testing.assert_allclose(detector.decision_function(train), detector.decision_scores_,
                              rtol=1e-4, atol=1e-4)
   np.testing.assert_array_equal(detector.predict(train), detector.labels_)
