@@ -56,7 +56,7 @@ def test_run_writes_every_artifact_and_evaluate_reproduces_it(tmp_path):
 
 @pytest.mark.parametrize("override,message", [
     ("model.hidden_size=16", "changes the trained model"),
-    ("threshold.no_such=1", "has no field threshold.no_such"),
+    ("threshold.no_such=1", "has no field 'threshold.no_such'"),
     ("eval.plots=maybe", "use True or False"),
     ("threshold.pot_q=often", "is not a float"),
     ("threshold.pot_q", "write field=value"),

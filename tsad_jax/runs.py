@@ -163,18 +163,6 @@ def rescoring_overrides(saved: ml_collections.ConfigDict,
           if is_rescoring_field(field) and have.get(field) != value]
 
 
-def _parse_like(text: str, current, field: str):
-  """`text` as a value of `current`'s type."""
-  if isinstance(current, bool):
-    if text.lower() not in ("true", "false"):
-      raise ValueError(f"{field}={text!r}: use True or False.")
-    return text.lower() == "true"
-  try:
-    return type(current)(text)
-  except ValueError:
-    raise ValueError(f"{field}={text!r} is not a {type(current).__name__}.") from None
-
-
 def rescoring_config(config: ml_collections.ConfigDict,
                      overrides: list[str]) -> ml_collections.ConfigDict:
   """A copy of a run's config with `field=value` overrides of scoring-only fields.
@@ -191,14 +179,8 @@ def rescoring_config(config: ml_collections.ConfigDict,
     if not is_rescoring_field(field):
       raise ValueError(f"--override={override!r}: {field} changes the trained model; only "
                        f"{', '.join(RESCORING_FIELDS)} can be changed when re-scoring.")
-    parent_path, _, leaf = field.rpartition(".")
-    parent = config
-    for part in parent_path.split("."):
-      parent = parent.get(part) if isinstance(parent, ml_collections.ConfigDict) else None
-    if not isinstance(parent, ml_collections.ConfigDict) or leaf not in parent:
-      raise ValueError(f"--override={override!r}: the run's config has no field {field} "
-                       "(misspelt, or newer than the run: add it to the run's config.json).")
-    parent[leaf] = _parse_like(text.strip(), parent[leaf], field)
+    config_names.set_field(config, field, text.strip(), where=f"--override={override!r}",
+                           whose="the run's config")
   return config
 
 

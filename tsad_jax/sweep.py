@@ -144,22 +144,10 @@ def make_trials(grid) -> list[Trial]:
   return [Trial(i, trial_name(i, o), o) for i, o in enumerate(expand_grid(grid))]
 
 
-def set_field(config: ml_collections.ConfigDict, path: str, value, *, where: str) -> None:
-  """Sets an existing leaf field of `config`; a clear ValueError for anything else."""
-  parent_path, _, leaf = path.rpartition(".")
-  parent = config
-  for part in parent_path.split(".") if parent_path else ():
-    parent = parent.get(part) if isinstance(parent, ml_collections.ConfigDict) else None
-  if not isinstance(parent, ml_collections.ConfigDict) or leaf not in parent:
-    raise ValueError(f"{where}: the base config has no field {path!r}.")
-  if isinstance(parent[leaf], ml_collections.ConfigDict):
-    raise ValueError(f"{where}: {path!r} is a section of the config; name one of its fields.")
+def _set(config: ml_collections.ConfigDict, path: str, value, *, where: str) -> None:
   if path == "run_id":
     raise ValueError(f"{where}: run_id is set by the sweep (the trial's name).")
-  try:
-    parent[leaf] = value
-  except TypeError as e:
-    raise ValueError(f"{where}: {path}={value!r} does not fit the field ({e}).") from None
+  config_names.set_field(config, path, value, where=where, whose="the base config")
 
 
 def trial_config(spec: ml_collections.ConfigDict, trial: Trial, *,
@@ -167,9 +155,9 @@ def trial_config(spec: ml_collections.ConfigDict, trial: Trial, *,
   """The base config with the spec's overrides, the trial's, its stage's epochs and run_id."""
   config = config_names.load(spec.base)
   for path, value in flatten(spec.overrides).items():
-    set_field(config, path, value, where=f"sweep.overrides.{path}")
+    _set(config, path, value, where=f"sweep.overrides.{path}")
   for path, value in trial.overrides.items():
-    set_field(config, path, value, where=f"sweep.grid.{path}")
+    _set(config, path, value, where=f"sweep.grid.{path}")
   if stage == QUICK:
     config.train.max_epochs = spec.quick_epochs
   config.run_id = trial.name
