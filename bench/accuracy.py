@@ -12,7 +12,7 @@ config fields training depends on>`, so a benchmark that is stopped and
 started again resumes its unfinished runs and reuses its finished ones (also
 those saved before a field was added to the library, when that field's
 default is the job's value: `finished_run`); a change to scoring-only fields
-(runs.RESCORING_FIELDS) re-scores finished runs instead of retraining them.
+(runs.is_rescoring_field) re-scores finished runs instead of retraining them.
 When every run of a job has finished, its figures go to
 `<results_dir>/<job>.json` (the run folders hold gigabytes of checkpoints and
 scores and are not kept); the report is written

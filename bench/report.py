@@ -8,6 +8,7 @@ import pathlib
 import numpy as np
 
 from tsad_jax import evaluation
+from tsad_jax import models
 
 NOTES = pathlib.Path(__file__).with_name("accuracy_notes.md")  # hand-written, appended as is
 ALARM = "alarm"  # pooled figures at each run's own alarms (its first threshold method)
@@ -31,9 +32,6 @@ TSB_AD_VUS_PR = {
     ("OmniAnomaly", "msl"): (0.216, 14),
     ("PCA", "smd"): (0.364, 20),
 }
-MODEL_TITLES = {"omni_anomaly": "OmniAnomaly", "transformer": "Transformer",
-                "lstm_ae": "LSTM-AE", "mtad_gat": "MTAD-GAT", "mscred": "MSCRED",
-                "sd_mae": "SD-MAE"}
 # Jobs that run a variant of a model are titled by job.
 JOB_TITLES = {"smd_sdmae": "SD-MAE linear", "smd_sdmae_cnn_first": "SD-MAE cnn_first",
               "smd_sdmae_patch_cnn": "SD-MAE patch_cnn",
@@ -84,7 +82,7 @@ def _row(cells) -> str:
 
 def _model(result: JobResult) -> str:
   name = next(iter(result.summaries.values()))["model"]
-  return JOB_TITLES.get(result.job, MODEL_TITLES.get(name, name))
+  return JOB_TITLES.get(result.job) or models.get(name).TITLE
 
 
 def alarm_method(summary: dict) -> str:

@@ -6,7 +6,8 @@
 Without --step it scores the run's best (lowest validation loss) parameters,
 as training did, and compares with the run's summary.json; with --step=N it
 scores the parameters saved at step N. --override changes fields that only
-affect scoring, thresholds and metrics (tsad_jax/runs.py RESCORING_FIELDS), so
+affect scoring, thresholds and metrics (threshold.*, eval.* and the model file's
+SCORING_FIELDS), so
 a trained model can be re-scored another way without retraining. Fields added
 to configs/common.py after the run was saved take their defaults. Results go
 to <run>/evaluations/.

@@ -6,8 +6,10 @@ import jax
 import jax.numpy as jnp
 import pytest
 
+from configs import common
 from tsad_jax import config_names
 from tsad_jax import models
+from tsad_jax import runs
 from tsad_jax import train
 
 CONFIGS = sorted(p.stem for p in pathlib.Path(__file__).parent.parent.joinpath("configs").glob(
@@ -54,3 +56,15 @@ def test_configs_load_by_name_with_an_argument_and_from_subfolders():
 def test_comma_lists_drop_blanks_and_spaces():
   assert config_names.comma_list(" pot, tail_p ,,") == ["pot", "tail_p"]
   assert config_names.comma_list("") == []
+
+
+@pytest.mark.parametrize("name", models.available())
+def test_a_model_file_names_its_title_and_scoring_fields_of_its_config(name):
+  lib = models.get(name)
+  assert isinstance(lib.TITLE, str) and lib.TITLE
+  model_fields = common.defaults(name).model
+  assert set(lib.SCORING_FIELDS) <= set(model_fields)
+  for field in lib.SCORING_FIELDS:
+    assert runs.is_rescoring_field(f"model.{field}", name)
+  assert not runs.is_rescoring_field("model.name", name)
+  assert runs.is_rescoring_field("threshold.pot_q", name)

@@ -287,7 +287,7 @@ def evaluate_run(run_dir: str | pathlib.Path, *, step: int | None = None,
   """Re-scores a saved run: the best parameters, or those at `step`.
 
   `overrides` ("model.gamma=0.5", "threshold.pot_q=1e-4") change scoring-only
-  fields (runs.RESCORING_FIELDS). `defaults` (configs/common.py's config) fills
+  fields (runs.is_rescoring_field). `defaults` (configs/common.py's config) fills
   in fields newer than the run. Writes scores, summary.json and the config
   used into `<run_dir>/evaluations/<best|step-N>[+overrides]/`, never over the
   run's own files, and returns (summary, that folder).

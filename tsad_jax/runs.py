@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from tsad_jax import config_names
+from tsad_jax import models
 
 CONFIG_FILE = "config.json"
 # Fields a resumed run may change: how long and how verbosely it trains.
@@ -58,7 +59,7 @@ def open_run(workdir: str | pathlib.Path, config: ml_collections.ConfigDict) -> 
   """Creates a new run folder, or reopens `config.run_id` to resume it.
 
   Resuming refuses a config that differs from the saved one in anything but
-  RESUMABLE_CHANGES and scoring-only fields (RESCORING_FIELDS), since the
+  RESUMABLE_CHANGES and scoring-only fields (`is_rescoring_field`), since the
   checkpoints belong to the saved config; the saved config takes those changes.
   """
   parent = run_parent(workdir, config)
@@ -69,7 +70,7 @@ def open_run(workdir: str | pathlib.Path, config: ml_collections.ConfigDict) -> 
       wanted = _flat(json.loads(config.to_json()))
       changed = sorted(k for k in saved.keys() | wanted.keys()
                        if saved.get(k) != wanted.get(k) and k not in RESUMABLE_CHANGES
-                       and not is_rescoring_field(k))
+                       and not is_rescoring_field(k, config.model.name))
       if changed:
         raise ValueError(
             f"Run {run_dir} was made with a different config ({', '.join(changed)}); resume it "
@@ -114,7 +115,7 @@ def add_missing_fields(config: ml_collections.ConfigDict,
 
   Fields added to the library after a run was saved take their default, which
   keeps the behaviour the run was made with. In the model section only
-  scoring-only fields (RESCORING_FIELDS) are added, and only when `defaults`
+  scoring-only fields (`is_rescoring_field`) are added, and only when `defaults`
   holds the run's own model (configs.common.defaults): a model's newer
   training fields are the model file's to fill, with the values the run was
   trained with.
@@ -132,27 +133,32 @@ def add_missing_fields(config: ml_collections.ConfigDict,
   add(merged, {k: v for k, v in default.items() if k != "model"})
   if default.get("model", {}).get("name") == merged.get("model", {}).get("name"):
     add(merged["model"], {k: v for k, v in default["model"].items()
-                          if is_rescoring_field(f"model.{k}")})
+                          if is_rescoring_field(f"model.{k}", default["model"]["name"])})
   return ml_collections.ConfigDict(merged)
 
 
-# Fields that change how a trained model's scores are combined, thresholded and
-# reported, never its parameters: a saved run may be re-scored with other values.
-RESCORING_FIELDS = ("threshold.", "eval.", "model.gamma", "model.scale_scores",
-                    "model.test_n_z", "model.score_mode", "model.residual_threshold",
-                    "model.score_scales", "model.score_stride", "model.recon_weight",
-                    "model.discrepancy_weight", "model.score_points",
-                    "model.clf_weight_score")
+# Sections that change how a trained model's scores are combined, thresholded and
+# reported, never its parameters; a model's own such fields are its SCORING_FIELDS.
+RESCORING_SECTIONS = ("threshold", "eval")
 
 
-def is_rescoring_field(field: str) -> bool:
-  return any(field == f or (f.endswith(".") and field.startswith(f)) for f in RESCORING_FIELDS)
+def rescoring_fields(model_name: str) -> list[str]:
+  """What a saved run of `model_name` may be re-scored with other values of."""
+  return [f"{section}.*" for section in RESCORING_SECTIONS] + [
+      f"model.{name}" for name in models.get(model_name).SCORING_FIELDS]
+
+
+def is_rescoring_field(field: str, model_name: str) -> bool:
+  section, _, name = field.partition(".")
+  if section in RESCORING_SECTIONS:
+    return bool(name)
+  return section == "model" and name in models.get(model_name).SCORING_FIELDS
 
 
 def training_fields(config: ml_collections.ConfigDict) -> dict:
   """The flattened config minus scoring-only fields and run_id: what training depends on."""
   return {k: v for k, v in _flat(json.loads(config.to_json())).items()
-          if not is_rescoring_field(k) and k != "run_id"}
+          if not is_rescoring_field(k, config.model.name) and k != "run_id"}
 
 
 def rescoring_overrides(saved: ml_collections.ConfigDict,
@@ -160,7 +166,7 @@ def rescoring_overrides(saved: ml_collections.ConfigDict,
   """`field=value` overrides turning a saved run's scoring-only fields into `wanted`'s."""
   have = _flat(json.loads(saved.to_json()))
   return [f"{field}={value}" for field, value in sorted(_flat(json.loads(wanted.to_json())).items())
-          if is_rescoring_field(field) and have.get(field) != value]
+          if is_rescoring_field(field, wanted.model.name) and have.get(field) != value]
 
 
 def rescoring_config(config: ml_collections.ConfigDict,
@@ -168,7 +174,7 @@ def rescoring_config(config: ml_collections.ConfigDict,
   """A copy of a run's config with `field=value` overrides of scoring-only fields.
 
   Raises ValueError for a malformed override, an unknown field, or one that
-  would need retraining (anything outside RESCORING_FIELDS).
+  would need retraining (anything `is_rescoring_field` refuses).
   """
   config = ml_collections.ConfigDict(config.to_dict())
   for override in overrides:
@@ -176,9 +182,10 @@ def rescoring_config(config: ml_collections.ConfigDict,
     field = field.strip()
     if not sep or not field:
       raise ValueError(f"--override={override!r}: write field=value, e.g. model.gamma=0.5.")
-    if not is_rescoring_field(field):
+    if not is_rescoring_field(field, config.model.name):
       raise ValueError(f"--override={override!r}: {field} changes the trained model; only "
-                       f"{', '.join(RESCORING_FIELDS)} can be changed when re-scoring.")
+                       f"{', '.join(rescoring_fields(config.model.name))} can be changed "
+                       "when re-scoring.")
     config_names.set_field(config, field, text.strip(), where=f"--override={override!r}",
                            whose="the run's config")
   return config

@@ -6,6 +6,9 @@ A model file defines:
   score(model, params, windows, *, rng) -> (B, S, D) anomaly score of the last
       S points of each window (S = W or 1), per feature, higher = more anomalous
   SCORES_EVERY_POINT: bool, True when S == W.
+  TITLE: the model's name in tables ("MTAD-GAT").
+  SCORING_FIELDS: the config.model fields that change only how scores are read,
+      never the parameters (a trained run is re-scored with other values).
 Optionally, for a score made of parts that are rescaled over a whole series:
   score_parts(model, params, windows, *, rng) -> (B, S, P, D), which the
       scorer then uses instead of `score`, and

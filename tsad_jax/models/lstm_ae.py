@@ -54,6 +54,8 @@ import optax
 from tsad_jax.models import layers
 from tsad_jax.models import reconstruction
 
+TITLE = "LSTM-AE"
+SCORING_FIELDS = ("recon_weight", "clf_weight_score")
 SCORES_EVERY_POINT = True
 VARIANTS = ("ae", "clf", "pred")
 

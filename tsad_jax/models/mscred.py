@@ -33,6 +33,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+TITLE = "MSCRED"
+SCORING_FIELDS = ("score_mode", "residual_threshold", "score_scales", "score_stride")
 SCORES_EVERY_POINT = False
 SCORE_MODES = ("residual", "count")
 

@@ -42,6 +42,8 @@ import numpy as np
 
 from tsad_jax.models import layers
 
+TITLE = "MTAD-GAT"
+SCORING_FIELDS = ("gamma", "scale_scores")
 SCORES_EVERY_POINT = False
 RUN_MODES = ("FORECASTING", "RECONSTRUCTING", "BOTH")
 RECON_HEADS = ("gru", "vae")

@@ -19,6 +19,8 @@ import ml_collections
 
 from tsad_jax.models import layers
 
+TITLE = "OmniAnomaly"
+SCORING_FIELDS = ("test_n_z",)
 SCORES_EVERY_POINT = False
 
 _LOG_2PI = jnp.log(2.0 * jnp.pi)

@@ -55,6 +55,8 @@ import numpy as np
 
 from tsad_jax.models import transformer
 
+TITLE = "SD-MAE"
+SCORING_FIELDS = ("recon_weight", "discrepancy_weight", "score_points")
 SCORES_EVERY_POINT = False
 PATCHIFY_MODES = ("linear", "cnn_first", "patch_cnn")
 SCORE_POINTS = ("last", "masked")

@@ -19,6 +19,8 @@ import numpy as np
 
 from tsad_jax.models import reconstruction
 
+TITLE = "Transformer"
+SCORING_FIELDS = ()
 SCORES_EVERY_POINT = True
 
 
