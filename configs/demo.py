@@ -11,7 +11,7 @@ from configs import common
 
 
 def get_config():
-  config = common.lstm_ae(common.get_config())
+  config = common.get_config("lstm_ae")
   config.data.dataset = "synthetic"
   config.data.entity = "synthetic"
   config.data.window = 50

@@ -12,7 +12,7 @@ from configs import common
 
 
 def get_config(entity: str = "machine-1-1"):
-  config = common.lstm_ae(common.get_config())
+  config = common.get_config("lstm_ae")
   config.data.dataset = "smd"
   config.data.entity = entity
   config.data.window = 100

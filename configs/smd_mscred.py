@@ -26,7 +26,7 @@ from configs import common
 
 
 def get_config(entity: str = "machine-1-1"):
-  config = common.mscred(common.get_config())
+  config = common.get_config("mscred")
   config.data.dataset = "smd"
   config.data.entity = entity
   config.data.window = 100  # max(scales) + gap * (steps - 1)

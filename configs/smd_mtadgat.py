@@ -21,7 +21,7 @@ from configs import common
 
 
 def get_config(entity: str = "machine-1-1"):
-  config = common.mtad_gat(common.get_config())
+  config = common.get_config("mtad_gat")
   config.data.dataset = "smd"
   config.data.entity = entity
   config.data.window = 101

@@ -23,7 +23,7 @@ from configs import common
 
 
 def get_config(entity: str = "machine-1-1"):
-  config = common.omni_anomaly(common.get_config())
+  config = common.get_config("omni_anomaly")
   config.data.dataset = "smd"
   config.data.entity = entity
   config.data.window = 100

@@ -36,7 +36,7 @@ from configs import common
 
 
 def get_config(entity: str = "machine-1-1"):
-  config = common.sd_mae(common.get_config())
+  config = common.get_config("sd_mae")
   config.data.dataset = "smd"
   config.data.entity = entity
   config.data.window = 100

@@ -7,7 +7,7 @@ from configs import common
 
 
 def get_config(dataset: str = "synthetic"):
-  config = common.lstm_ae(common.get_config())
+  config = common.get_config("lstm_ae")
   config.data.dataset = dataset
   config.data.entity = "synthetic" if dataset == "synthetic" else ""
   config.data.window = 16

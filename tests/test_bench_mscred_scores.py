@@ -21,7 +21,7 @@ def test_forward_hold_is_causal_and_backward_hold_covers_the_window_end():
 
 
 def test_all_scales_held_forward_is_the_library_score():
-  config = common.mscred(common.get_config())
+  config = common.get_config("mscred")
   config.model.update(scales="2,4", gap=2, steps=3, filters="4,4,4,4", score_stride=3)
   config.data.window = 8  # max(scales) + gap * (steps - 1)
   config.data.synthetic.update(num_features=3, train_length=200, test_length=60)

@@ -122,7 +122,7 @@ PORT_DEFAULTS = dict(kernel_size=7, feat_gat_embed_dim=None, time_gat_embed_dim=
 
 def _our_config(port_args: dict):
   """config.model of our MTAD-GAT set to the port's arguments (None embed dims: 0)."""
-  config = common.mtad_gat(common.get_config()).model
+  config = common.get_config("mtad_gat").model
   config.update({_FIELD.get(k, k): (0 if v is None else v) for k, v in port_args.items()})
   return config
 

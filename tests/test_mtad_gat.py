@@ -20,7 +20,7 @@ BATCH, WINDOW, FEATURES = 4, 13, 5
 
 
 def _model_config(**overrides) -> ml_collections.ConfigDict:
-  config = common.mtad_gat(common.get_config()).model
+  config = common.get_config("mtad_gat").model
   config.update(dict(gru_hid_dim=16, fc_hid_dim=16, recon_hid_dim=16, fc_n_layers=2,
                      dropout=0.0))
   config.update(overrides)

@@ -18,7 +18,7 @@ from tsad_jax.models import omni_anomaly
 
 
 def small_config(**overrides) -> ml_collections.ConfigDict:
-  model = common.omni_anomaly(common.get_config()).model
+  model = common.get_config("omni_anomaly").model
   model.update({"rnn_hidden": 16, "dense_dim": 16, "nf_layers": 4, **overrides})
   return model
 

@@ -23,7 +23,7 @@ WINDOW = PATCH * PATCHES
 
 
 def _model_config(**overrides) -> ml_collections.ConfigDict:
-  config = common.sd_mae(common.get_config()).model
+  config = common.get_config("sd_mae").model
   config.update(dict(d_model=16, nhead=2, num_encoder_layers=1, dim_feedforward=32,
                      dropout=0.0, num_patches=PATCHES, patch_size=PATCH, mask_last_n=PATCH,
                      masking_ratio=0.5))

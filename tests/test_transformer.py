@@ -19,7 +19,7 @@ BATCH, WINDOW, FEATURES = 4, 12, 3
 
 
 def _model_config(**overrides) -> ml_collections.ConfigDict:
-  config = common.transformer(common.get_config()).model
+  config = common.get_config("transformer").model
   config.update(dict(d_model=16, n_heads=2, num_layers=1, d_ff=32, dropout=0.1))
   config.update(overrides)
   return config

@@ -1,6 +1,8 @@
 """Models by name: `config.model.name = "lstm_ae"` finds `tsad_jax/models/lstm_ae.py`.
 
 A model file defines:
+  defaults() -> ml_collections.ConfigDict: its `config.model` section, every
+      field with its default (configs/common.py's get_config(name) takes it)
   build(model_config, *, num_features, window) -> flax.linen.Module
   loss(model, params, windows, *, rng, train) -> (scalar loss, dict of scalars)
   score(model, params, windows, *, rng) -> (B, S, D) anomaly score of the last
@@ -43,3 +45,8 @@ def get(name: str) -> types.ModuleType:
     raise ValueError(
         f"Unknown model {name!r} (config.model.name); available: {', '.join(available())}.")
   return importlib.import_module(f"tsad_jax.models.{name}")
+
+
+def defaults(name: str):
+  """The `config.model` section of the model `name`, every field at its default."""
+  return get(name).defaults()

@@ -59,11 +59,6 @@ SCORING_FIELDS = ("recon_weight", "clf_weight_score")
 SCORES_EVERY_POINT = True
 VARIANTS = ("ae", "clf", "pred")
 
-# config.model fields added after the first release, and their values in runs saved before them.
-_VARIANT_DEFAULTS = {"output_sigmoid": False, "variant": "ae", "pred_steps": 1,
-                     "pred_weight": 1.0, "recon_weight": 1.0, "clf_inject_ratio": 0.5,
-                     "clf_inject_scale": 0.5, "clf_weight": 1.0, "clf_weight_score": 1.0}
-
 
 class LSTMAutoencoder(nn.Module):
   """Window (B, L, D) -> reconstruction (B, L, D), and the variant's head output.
@@ -85,18 +80,18 @@ class LSTMAutoencoder(nn.Module):
   """
 
   num_features: int
-  lookback: int | None = None
-  hidden_size: int = 64
-  dropout: float = 0.0
-  variant: str = "ae"
-  pred_steps: int = 1
-  pred_weight: float = 1.0
-  recon_weight: float = 1.0
-  clf_inject_ratio: float = 0.5
-  clf_inject_scale: float = 0.5
-  clf_weight: float = 1.0
-  clf_weight_score: float = 1.0
-  output_sigmoid: bool = False
+  lookback: int | None
+  hidden_size: int
+  dropout: float
+  variant: str
+  pred_steps: int
+  pred_weight: float
+  recon_weight: float
+  clf_inject_ratio: float
+  clf_inject_scale: float
+  clf_weight: float
+  clf_weight_score: float
+  output_sigmoid: bool
 
   @nn.compact
   def __call__(self, windows: jax.Array, *, train: bool = False):
@@ -131,7 +126,9 @@ class LSTMAutoencoder(nn.Module):
 
 
 # config.model fields that are LSTMAutoencoder fields of the same name.
-_MODULE_FIELDS = ("hidden_size", "dropout", *_VARIANT_DEFAULTS)
+_MODULE_FIELDS = ("hidden_size", "dropout", "output_sigmoid", "variant", "pred_steps",
+                  "pred_weight", "recon_weight", "clf_inject_ratio", "clf_inject_scale",
+                  "clf_weight", "clf_weight_score")
 
 
 def _number(model_config: ml_collections.ConfigDict, field: str, *, high: float = math.inf,
@@ -168,10 +165,33 @@ def _check_config(model_config: ml_collections.ConfigDict, window: int) -> None:
     raise ValueError("config.model.clf_inject_scale=0: an injected anomaly needs a size > 0.")
 
 
+def defaults() -> ml_collections.ConfigDict:
+  """The `config.model` section: LSTM autoencoder's defaults.
+
+  `variant` adds a head of matanle51/LSTM_AutoEncoder (see tsad_jax/models/lstm_ae.py):
+  "pred" forecasts the window's last `pred_steps` points from the others; "clf"
+  classifies windows, trained on synthetic anomalies injected into the batch.
+  """
+  model = ml_collections.ConfigDict()
+  model.name = "lstm_ae"
+  model.hidden_size = 64
+  model.dropout = 0.0
+  model.output_sigmoid = False  # the seed's use_act: a sigmoid on the reconstruction
+  model.variant = "ae"  # ae | pred (prediction head) | clf (classification head)
+  model.pred_steps = 1  # pred: points forecast; the encoder reads window - pred_steps
+  model.pred_weight = 1.0  # pred: loss = recon MSE + pred_weight * forecast MSE
+  model.recon_weight = 1.0  # pred: score = forecast error + recon_weight * recon error
+  model.clf_inject_ratio = 0.5  # clf: fraction of a batch's windows given an anomaly
+  model.clf_inject_scale = 0.5  # clf: typical injected size, in normalised units
+  model.clf_weight = 1.0  # clf: loss = clean recon MSE + clf_weight * BCE
+  model.clf_weight_score = 1.0  # clf: score = recon error + this * probability / D
+  return model
+
+
 def build(model_config: ml_collections.ConfigDict, *, num_features: int, window: int):
   """The module for `config.model`; "pred" reads window - pred_steps points."""
-  # Runs saved before the variants existed lack their fields: those are "ae" runs.
-  model_config = ml_collections.ConfigDict({**_VARIANT_DEFAULTS, **model_config.to_dict()})
+  # Runs saved before the variants existed lack their fields: with the defaults, "ae" runs.
+  model_config = ml_collections.ConfigDict({**defaults().to_dict(), **model_config.to_dict()})
   _check_config(model_config, window)
   points_read = window - model_config.pred_steps if model_config.variant == "pred" else window
   return LSTMAutoencoder(num_features=num_features, lookback=points_read,

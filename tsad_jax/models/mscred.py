@@ -225,13 +225,13 @@ class MSCRED(nn.Module):
   """Window (B, W, D) -> {"reconstruction", "target"}: the last step's (B, D, D, n_scales)."""
 
   num_features: int
-  scales: tuple[int, ...] = (10, 30, 60)
-  gap: int = 10
-  steps: int = 5
-  filters: tuple[int, ...] = (32, 64, 128, 256)
-  score_mode: str = "residual"  # read by `score`
-  residual_threshold: float = 0.005  # read by `score`
-  score_scales: tuple[int, ...] = ()  # read by `score`; () reads every scale
+  scales: tuple[int, ...]
+  gap: int
+  steps: int
+  filters: tuple[int, ...]
+  score_mode: str  # read by `score`
+  residual_threshold: float  # read by `score`
+  score_scales: tuple[int, ...]  # read by `score`; () reads every scale
 
   @nn.compact
   def __call__(self, windows: jax.Array, *, train: bool = False) -> dict[str, jax.Array]:
@@ -294,6 +294,24 @@ def _check_config(model_config: ml_collections.ConfigDict) -> None:
       or not math.isfinite(threshold) or threshold < 0):
     raise ValueError(f"config.model.residual_threshold={threshold!r} must be a finite "
                      "number >= 0.")
+
+
+def defaults() -> ml_collections.ConfigDict:
+  """The `config.model` section: MSCRED's defaults (the paper's and the reference code's).
+
+  The window must be max(scales) + gap * (steps - 1): 100 with these defaults.
+  """
+  model = ml_collections.ConfigDict()
+  model.name = "mscred"
+  model.scales = "10,30,60"  # history lengths of the signature matrices
+  model.gap = 10  # time points between the ConvLSTM's steps
+  model.steps = 5
+  model.filters = "32,64,128,256"  # the 4 encoder levels
+  model.score_mode = "residual"  # residual | count (the paper's broken entries)
+  model.residual_threshold = 0.005  # count: a broken entry's squared residual
+  model.score_scales = ""  # scales the score reads: "" all; "10" the reference code's
+  model.score_stride = 10  # score every 10th window; points in between hold
+  return model
 
 
 def build(model_config: ml_collections.ConfigDict, *, num_features: int, window: int):

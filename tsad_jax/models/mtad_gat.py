@@ -248,22 +248,22 @@ class MTADGAT(nn.Module):
   num_features: int
   lookback: int  # points read: the window minus the point forecast
   target_dims: tuple[int, ...]
-  run_mode: str = "BOTH"
-  recon_head: str = "gru"
-  kernel_size: int = 7
-  use_gatv2: bool = True
-  feat_gat_embed_dim: int = 0  # 0: the lookback length; GATv2 doubles it (as the port)
-  time_gat_embed_dim: int = 0  # 0: the number of features; GATv2 doubles it
-  alpha: float = 0.2
-  gru_n_layers: int = 1
-  gru_hid_dim: int = 150
-  fc_n_layers: int = 3
-  fc_hid_dim: int = 150
-  recon_n_layers: int = 1
-  recon_hid_dim: int = 150
-  vae_latent_dim: int = 18
-  dropout: float = 0.3
-  gamma: float = 1.0  # weight of the reconstruction part of the score
+  run_mode: str
+  recon_head: str
+  kernel_size: int
+  use_gatv2: bool
+  feat_gat_embed_dim: int  # 0: the lookback length; GATv2 doubles it (as the port)
+  time_gat_embed_dim: int  # 0: the number of features; GATv2 doubles it
+  alpha: float
+  gru_n_layers: int
+  gru_hid_dim: int
+  fc_n_layers: int
+  fc_hid_dim: int
+  recon_n_layers: int
+  recon_hid_dim: int
+  vae_latent_dim: int
+  dropout: float
+  gamma: float  # weight of the reconstruction part of the score
 
   @nn.nowrap
   def gat_embed_dims(self) -> tuple[int, int]:
@@ -350,6 +350,35 @@ def _check_config(model_config: ml_collections.ConfigDict, window: int) -> None:
   if window < 3:
     raise ValueError(f"config.data.window={window}: MTAD-GAT needs at least 3 (a lookback of "
                      "window - 1 points and the point it forecasts).")
+
+
+def defaults() -> ml_collections.ConfigDict:
+  """The `config.model` section: MTAD-GAT's defaults (those of the public PyTorch port).
+
+  The lookback is `data.window - 1` points: the window also holds the point
+  forecast and scored, so data.window 101 is the port's lookback of 100.
+  """
+  model = ml_collections.ConfigDict()
+  model.name = "mtad_gat"
+  model.run_mode = "BOTH"  # FORECASTING | RECONSTRUCTING | BOTH
+  model.recon_head = "gru"  # gru (the PyTorch port) | vae (the paper)
+  model.target_dims = ""  # features forecast and reconstructed: "" all, or "0", "0,3"
+  model.kernel_size = 7
+  model.use_gatv2 = True
+  model.feat_gat_embed_dim = 0  # 0: the lookback length; GATv2 doubles this width
+  model.time_gat_embed_dim = 0  # 0: the number of features; GATv2 doubles it
+  model.alpha = 0.2  # LeakyReLU slope in the attention
+  model.gru_n_layers = 1
+  model.gru_hid_dim = 150
+  model.fc_n_layers = 3
+  model.fc_hid_dim = 150
+  model.recon_n_layers = 1
+  model.recon_hid_dim = 150
+  model.vae_latent_dim = 18  # recon_head="vae": the seed's bottleneck
+  model.dropout = 0.3
+  model.gamma = 1.0  # score = (forecast + gamma * reconstruction) / (1 + gamma)
+  model.scale_scores = False  # min-max scale both parts by their training range first
+  return model
 
 
 def build(model_config: ml_collections.ConfigDict, *, num_features: int, window: int):

@@ -170,19 +170,19 @@ class SelfDistilledMAE(nn.Module):
   num_features: int
   num_patches: int
   patch_size: int
-  patchify_mode: str = "linear"
-  d_model: int = 64
-  nhead: int = 4
-  num_encoder_layers: int = 3
-  dim_feedforward: int = 256
-  dropout: float = 0.0
-  num_masked: int = 10  # patches hidden per window in training
-  mask_last_n: int = 1  # the last points hidden at score time
-  score_points: str = "last"  # "last" or "masked" (see the module docstring)
-  train_mask_last: bool = True
-  distill_weight: float = 1.0
-  recon_weight: float = 1.0
-  discrepancy_weight: float = 1.0
+  patchify_mode: str
+  d_model: int
+  nhead: int
+  num_encoder_layers: int
+  dim_feedforward: int
+  dropout: float
+  num_masked: int  # patches hidden per window in training
+  mask_last_n: int  # the last points hidden at score time
+  score_points: str  # "last" or "masked" (see the module docstring)
+  train_mask_last: bool
+  distill_weight: float
+  recon_weight: float
+  discrepancy_weight: float
 
   @property
   def num_last(self) -> int:
@@ -283,6 +283,34 @@ def _check_config(model_config: ml_collections.ConfigDict, window: int) -> None:
         f"the {num_last} covering config.model.mask_last_n={mask_last_n} points that "
         "train_mask_last always hides: raise masking_ratio, lower mask_last_n, or set "
         "train_mask_last=False.")
+
+
+def defaults() -> ml_collections.ConfigDict:
+  """The `config.model` section: self-distilled masked autoencoder's defaults (the seed's).
+
+  The window (the seed's seq_length) is data.window and must equal
+  num_patches * patch_size: 100 with these defaults.
+  """
+  model = ml_collections.ConfigDict()
+  model.name = "sd_mae"
+  model.d_model = 64
+  model.nhead = 4  # must divide d_model
+  model.num_encoder_layers = 3
+  model.dim_feedforward = 256
+  model.dropout = 0.1
+  model.num_patches = 25
+  model.patch_size = 4
+  model.patchify_mode = "linear"  # linear | cnn_first | patch_cnn
+  model.masking_ratio = 0.4  # training hides round(0.4 * 25) = 10 patches per window
+  model.mask_last_n = 4  # points hidden (as whole patches) when scoring: one patch
+  model.train_mask_last = True  # training masks always include those last patches
+  model.distill_weight = 1.0  # loss = teacher MSE + distill_weight * discrepancy
+  model.recon_weight = 1.0  # score = recon_weight * (teacher - x)^2
+  model.discrepancy_weight = 1.0  # + discrepancy_weight * (teacher - student)^2
+  # which points of each window the score reads: "last" (its last point) or "masked" (the
+  # mean over the last mask_last_n points, the seed's evaluator)
+  model.score_points = "last"
+  return model
 
 
 def build(model_config: ml_collections.ConfigDict, *, num_features: int, window: int):

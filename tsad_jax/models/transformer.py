@@ -72,11 +72,11 @@ class TransformerReconstructor(nn.Module):
   """Window (B, W, D) -> reconstruction (B, W, D)."""
 
   num_features: int
-  d_model: int = 128
-  n_heads: int = 4
-  num_layers: int = 3
-  d_ff: int = 256
-  dropout: float = 0.0
+  d_model: int
+  n_heads: int
+  num_layers: int
+  d_ff: int
+  dropout: float
 
   @nn.compact
   def __call__(self, windows: jax.Array, *, train: bool = False) -> jax.Array:
@@ -107,6 +107,18 @@ def _check_config(model_config: ml_collections.ConfigDict) -> None:
   if (isinstance(dropout, bool) or not isinstance(dropout, int | float)
       or not math.isfinite(dropout) or not 0.0 <= dropout < 1.0):
     raise ValueError(f"config.model.dropout={dropout!r} must be a number in [0, 1).")
+
+
+def defaults() -> ml_collections.ConfigDict:
+  """The `config.model` section: Transformer encoder's defaults."""
+  model = ml_collections.ConfigDict()
+  model.name = "transformer"
+  model.d_model = 128
+  model.n_heads = 4  # must divide d_model
+  model.num_layers = 3
+  model.d_ff = 256
+  model.dropout = 0.1
+  return model
 
 
 def build(model_config: ml_collections.ConfigDict, *, num_features: int, window: int):
