@@ -156,9 +156,9 @@ def compare(pair: Pair, windows: np.ndarray, *, seed: int = 0) -> list[Differenc
   for k, g in convert.flax_to_torch(grads, pair.entries).items():
     diffs.append(difference(f"grad {k}", g, grads_torch[k], tolerance=GRAD_RTOL, relative=True))
 
-  for name in ("score_parts", "score"):
-    if hasattr(lib, name) and hasattr(twin, name):
-      value, draws = noise_lib.record(getattr(lib, name), model, params, x, rng=score_key)
+  for name, score_fn in (("score_parts", lib.HOOKS.score_parts), ("score", lib.score)):
+    if score_fn is not None and hasattr(twin, name):
+      value, draws = noise_lib.record(score_fn, model, params, x, rng=score_key)
       with torch.no_grad():
         value_torch = getattr(twin, name)(pair.module, x_torch, _torch_tree(draws))
       diffs.append(difference(name, value, value_torch.numpy(), tolerance=OUTPUT_ATOL))

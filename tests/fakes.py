@@ -2,6 +2,8 @@
 
 import types
 
+from tsad_jax.models import Hooks
+
 
 def model_file(**attributes) -> types.ModuleType:
   """A module with the given functions and constants, as a model file would define them.
@@ -10,5 +12,5 @@ def model_file(**attributes) -> types.ModuleType:
   model file as a static (hashable) argument.
   """
   module = types.ModuleType("fake_model")
-  module.__dict__.update(attributes)
+  module.__dict__.update({"HOOKS": Hooks(), **attributes})
   return module

@@ -59,9 +59,10 @@ def test_comma_lists_drop_blanks_and_spaces():
 
 
 @pytest.mark.parametrize("name", models.available())
-def test_a_model_file_names_its_title_and_scoring_fields_of_its_config(name):
+def test_a_model_file_names_its_title_hooks_and_scoring_fields_of_its_config(name):
   lib = models.get(name)
   assert isinstance(lib.TITLE, str) and lib.TITLE
+  assert isinstance(lib.HOOKS, models.Hooks)
   model_fields = common.defaults(name).model
   assert set(lib.SCORING_FIELDS) <= set(model_fields)
   for field in lib.SCORING_FIELDS:

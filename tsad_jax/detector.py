@@ -86,8 +86,8 @@ class Detector:
     self.params_, self.history_ = result.params, result.history
     self.num_features_ = x.shape[1]
     self._combine = lambda parts, reference: parts
-    if hasattr(model_lib, "combine"):  # see models/__init__.py
-      self._combine = functools.partial(model_lib.combine, model_config=cfg.model)
+    if model_lib.HOOKS.combine is not None:
+      self._combine = functools.partial(model_lib.HOOKS.combine, model_config=cfg.model)
     self.train_parts_ = self._raw_scores(series)
     self.train_per_feature_ = self._combine(self.train_parts_, reference=self.train_parts_)
     calibrated = alarms.calibrate(self.train_per_feature_, self.train_per_feature_, cfg)

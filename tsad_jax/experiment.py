@@ -115,9 +115,10 @@ def raw_scorer(setup: Setup, params):
 def combine(setup: Setup, parts: np.ndarray, *, reference: np.ndarray) -> np.ndarray:
   """An entity's per-feature scores from its score parts (models scored in parts, see
   models/__init__.py); `reference` holds the parts of its training series."""
-  if not hasattr(setup.model_lib, "combine"):
+  combine_parts = setup.model_lib.HOOKS.combine
+  if combine_parts is None:
     return parts
-  return setup.model_lib.combine(parts, reference=reference, model_config=setup.config.model)
+  return combine_parts(parts, reference=reference, model_config=setup.config.model)
 
 
 def score_and_report(setup: Setup, params, out_dir: pathlib.Path, *,
@@ -190,7 +191,7 @@ def _plot(setup, plot_dir, names, labels, per_feature, summary, history, params=
                                method=method, path=plot_dir / f"score_{name}.png")
     plots.feature_heatmap(scores, y, feature_names, name=name,
                           path=plot_dir / f"features_{name}.png")
-  if params is not None and hasattr(setup.model_lib, "residual_matrices"):
+  if params is not None and setup.model_lib.HOOKS.residual_matrices is not None:
     _residual_plots(setup, params, plot_dir, names, per_feature, thresholds)
 
 
@@ -204,7 +205,7 @@ def _residual_plots(setup, params, plot_dir, names, per_feature, thresholds) -> 
   limit = setup.config.eval.residual_plots
   key = jax.random.fold_in(jax.random.PRNGKey(setup.config.seed), 2)
   residual_fn = jax.jit(
-      lambda p, w: setup.model_lib.residual_matrices(setup.model, p, w, rng=key))
+      lambda p, w: setup.model_lib.HOOKS.residual_matrices(setup.model, p, w, rng=key))
   window, offset = setup.config.data.window, 0
   feature_names = setup.prepared.dataset.feature_names
   for name, scores, threshold in zip(names, per_feature, thresholds, strict=True):

@@ -25,7 +25,7 @@ _STATIC = ("model", "model_lib", "window")
 
 @functools.partial(jax.jit, static_argnames=_STATIC)
 def _score_windows(params, series, starts, key, *, model, model_lib, window):
-  score_fn = getattr(model_lib, "score_parts", model_lib.score)  # see models/__init__.py
+  score_fn = model_lib.HOOKS.score_parts or model_lib.score
   return score_fn(model, params, windows_lib.take_windows(series, starts, window), rng=key)
 
 
@@ -152,6 +152,7 @@ class Scorer:
 
 def for_config(model_lib, model, config) -> Scorer:
   """The Scorer a run's config asks for (the model may score every k-th window only)."""
-  stride = getattr(model_lib, "score_stride", lambda model_config: 1)(config.model)
+  score_stride = model_lib.HOOKS.score_stride
+  stride = score_stride(config.model) if score_stride else 1
   return Scorer(model_lib, model, window=config.data.window, batch_size=config.eval.batch_size,
                 rule=config.eval.point_rule, stride=stride)

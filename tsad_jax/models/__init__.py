@@ -11,25 +11,36 @@ A model file defines:
   TITLE: the model's name in tables ("MTAD-GAT").
   SCORING_FIELDS: the config.model fields that change only how scores are read,
       never the parameters (a trained run is re-scored with other values).
-Optionally, for a score made of parts that are rescaled over a whole series:
-  score_parts(model, params, windows, *, rng) -> (B, S, P, D), which the
-      scorer then uses instead of `score`, and
-  combine(parts, *, reference, model_config) -> (T, D): an entity's (T, P, D)
-      per-timestep parts to per-feature scores; `reference` holds the parts of
-      the same entity's training series.
+  HOOKS: a `Hooks` of its optional functions (`Hooks()` for none).
 A module that reads fewer points than a window (a forecaster's lookback) names
-that number in a `lookback` attribute. Also optional:
-  score_stride(model_config) -> k: score only every k-th window; the points
-      in between hold the last score (MSCRED, whose windows are costly).
-  residual_matrices(model, params, windows, *, rng) -> (B, D, D): drawn as a
-      heatmap for each detected anomaly segment.
+that number in a `lookback` attribute.
 The module's __call__ is `(windows, *, train=False)`; randomness enters through
 the named rng streams "dropout" and "sample".
 """
 
+from collections.abc import Callable
+import dataclasses
 import importlib
 import pkgutil
 import types
+
+
+@dataclasses.dataclass(frozen=True)
+class Hooks:
+  """A model file's optional functions; None where the model has none."""
+
+  # For a score made of parts rescaled over a whole series (MTAD-GAT's scale_scores):
+  # (model, params, windows, *, rng) -> (B, S, P, D), used by the scorer instead of `score`,
+  score_parts: Callable | None = None
+  # and (parts, *, reference, model_config) -> (T, D): an entity's (T, P, D) per-timestep
+  # parts to per-feature scores; `reference` holds the parts of its training series.
+  combine: Callable | None = None
+  # model_config -> k: score only every k-th window, the points between holding the last
+  # score (MSCRED, whose windows are costly).
+  score_stride: Callable | None = None
+  # (model, params, windows, *, rng) -> (B, D, D): a heatmap for each detected segment.
+  residual_matrices: Callable | None = None
+
 
 _NOT_MODELS = frozenset({"layers", "reconstruction"})  # helpers, not models
 

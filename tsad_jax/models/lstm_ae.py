@@ -51,12 +51,14 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from tsad_jax.models import Hooks
 from tsad_jax.models import layers
 from tsad_jax.models import reconstruction
 
 TITLE = "LSTM-AE"
 SCORING_FIELDS = ("recon_weight", "clf_weight_score")
 SCORES_EVERY_POINT = True
+HOOKS = Hooks()
 VARIANTS = ("ae", "clf", "pred")
 
 

@@ -33,6 +33,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from tsad_jax.models import Hooks
+
 TITLE = "MSCRED"
 SCORING_FIELDS = ("score_mode", "residual_threshold", "score_scales", "score_stride")
 SCORES_EVERY_POINT = False
@@ -371,3 +373,6 @@ def score(model, params, windows, *, rng):
   if model.score_mode == "count":
     residual = (residual > model.residual_threshold).astype(jnp.float32)
   return residual.sum(axis=(2, 3))[:, None, :]
+
+
+HOOKS = Hooks(score_stride=score_stride, residual_matrices=residual_matrices)

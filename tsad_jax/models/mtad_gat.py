@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from tsad_jax.models import Hooks
 from tsad_jax.models import layers
 
 TITLE = "MTAD-GAT"
@@ -484,3 +485,6 @@ def combine(parts: np.ndarray, *, reference: np.ndarray,
   mixed = mix_parts(parts[:, 0], parts[:, 1], run_mode=model_config.run_mode,
                gamma=float(model_config.gamma))
   return mixed.astype(np.float32)
+
+
+HOOKS = Hooks(score_parts=score_parts, combine=combine)

@@ -17,11 +17,13 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from tsad_jax.models import Hooks
 from tsad_jax.models import layers
 
 TITLE = "OmniAnomaly"
 SCORING_FIELDS = ("test_n_z",)
 SCORES_EVERY_POINT = False
+HOOKS = Hooks()
 
 _LOG_2PI = jnp.log(2.0 * jnp.pi)
 

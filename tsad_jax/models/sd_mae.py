@@ -53,11 +53,13 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from tsad_jax.models import Hooks
 from tsad_jax.models import transformer
 
 TITLE = "SD-MAE"
 SCORING_FIELDS = ("recon_weight", "discrepancy_weight", "score_points")
 SCORES_EVERY_POINT = False
+HOOKS = Hooks()
 PATCHIFY_MODES = ("linear", "cnn_first", "patch_cnn")
 SCORE_POINTS = ("last", "masked")
 CNN_KERNEL_SIZE = 3

@@ -17,11 +17,13 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from tsad_jax.models import Hooks
 from tsad_jax.models import reconstruction
 
 TITLE = "Transformer"
 SCORING_FIELDS = ()
 SCORES_EVERY_POINT = True
+HOOKS = Hooks()
 
 
 def sinusoidal_positions(length: int, dim: int) -> np.ndarray:
