@@ -195,7 +195,7 @@ def pooled(run_dirs: list[pathlib.Path], vus_window: int) -> dict:
       labels += [arrays[f"{n}/label"] for n in names]
       scores += [arrays[f"{n}/score"] for n in names]
       alarms += [arrays[f"{n}/alarm"] for n in names]
-    summaries.append(experiment.load_summary(run_dir))
+    summaries.append(summaries.load_summary(run_dir))
   figures = evaluation.threshold_free(["all"], [np.concatenate(labels)],
                                       [np.concatenate(scores)],
                                       sliding_window=vus_window)["pooled"]
@@ -215,7 +215,7 @@ def job_result(job: str, dataset: str, run_dirs: list[pathlib.Path]) -> report.J
     return None
   summaries = {}
   for run_dir in finished:
-    summary = experiment.load_summary(run_dir)
+    summary = summaries.load_summary(run_dir)
     summaries["+".join(summary["entities"])] = summary
   vus_window = runs.load_config(finished[0]).eval.vus_window
   return report.JobResult(job=job, dataset=dataset, summaries=summaries,

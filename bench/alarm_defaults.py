@@ -40,9 +40,10 @@ from tsad_jax import alarms
 from tsad_jax import baselines
 from tsad_jax import data
 from tsad_jax import evaluation
-from tsad_jax import experiment
 from tsad_jax import feature_scaling
 from tsad_jax import metrics
+from tsad_jax import reporting
+from tsad_jax import run_setup
 from tsad_jax import runs
 from tsad_jax import thresholds
 from tsad_jax import train
@@ -162,9 +163,9 @@ def model_folds(job: str, entity: str, copies: int) -> Folds | None:
   if wanted.data.dataset != "smd":
     raise ValueError(f"{job}: the selection reads SMD runs (one training series a machine).")
   config = runs.add_missing_fields(runs.load_config(run_dir), wanted)  # trained as saved
-  setup = experiment.build(config)
+  setup = run_setup.build(config)
   params = train.load_params(run_dir)
-  score = experiment.raw_scorer(setup, params)
+  score = reporting.raw_scorer(setup, params)
   series = setup.prepared.train  # one entity: SMD machines and whole spacecraft are
   parts = score(series, [len(series)])
   window = config.data.window
@@ -178,9 +179,9 @@ def model_folds(job: str, entity: str, copies: int) -> Folds | None:
                                  copies):
       context = np.concatenate([series[start - window + 1:start], copy.series])
       scored = score(context.astype(np.float32), [len(context)])[window - 1:]
-      copies_of_half.append((experiment.combine(setup, scored, reference=parts), copy.labels))
+      copies_of_half.append((reporting.combine(setup, scored, reference=parts), copy.labels))
     injected.append(copies_of_half)
-  return Folds(f"{job}/{entity}", experiment.combine(setup, parts, reference=parts), halves,
+  return Folds(f"{job}/{entity}", reporting.combine(setup, parts, reference=parts), halves,
                tuple(injected))
 
 

@@ -26,9 +26,9 @@ import numpy as np
 
 from bench import accuracy
 from configs import common
-from tsad_jax import experiment
 from tsad_jax import feature_scaling
 from tsad_jax import metrics
+from tsad_jax import run_setup
 from tsad_jax import runs
 from tsad_jax import scoring
 from tsad_jax import train
@@ -39,7 +39,7 @@ JOB = "smd_mscred"
 ALIGNMENTS = ("forward", "backward")
 
 
-def residual_rows(setup: experiment.Setup, params) -> tuple[np.ndarray, np.ndarray]:
+def residual_rows(setup: run_setup.Setup, params) -> tuple[np.ndarray, np.ndarray]:
   """(ends (K,), rows (K, D, n_scales)): each scored test window's last point and row residuals."""
   config, model = setup.config, setup.model
   window = config.data.window
@@ -67,7 +67,7 @@ def held(ends: np.ndarray, values: np.ndarray, length: int, alignment: str) -> n
   return values[np.clip(index, 0, len(ends) - 1)]
 
 
-def variant_scores(setup: experiment.Setup, params) -> dict[tuple[str, str], np.ndarray]:
+def variant_scores(setup: run_setup.Setup, params) -> dict[tuple[str, str], np.ndarray]:
   """{(scale, alignment): (T,) score}, for one SMD machine (a single test segment)."""
   ends, rows = residual_rows(setup, params)
   scales = mscred.parse_ints(setup.config.model.scales)
@@ -89,7 +89,7 @@ def machine_figures(entity: str) -> dict[tuple[str, str], float]:
     raise FileNotFoundError(f"No finished {JOB} run of {entity} under {run_dir.parent}: train "
                             f"one with `python -m bench.accuracy --jobs={JOB} --workdir=...`.")
   print(f"[{entity}] {run_dir}", flush=True)
-  setup = experiment.build(runs.add_missing_fields(runs.load_config(run_dir),
+  setup = run_setup.build(runs.add_missing_fields(runs.load_config(run_dir),
                                                    common.defaults("mscred")))
   params = train.load_params(run_dir)
   labels = setup.prepared.dataset.entities[0].labels

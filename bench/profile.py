@@ -23,7 +23,7 @@ import jax.numpy as jnp
 
 from bench import steps as steps_lib
 from tsad_jax import config_names
-from tsad_jax import experiment
+from tsad_jax import run_setup
 
 # Op kinds, read from the op an HLO op name ends with: XLA names a fusion after the ops
 # it fuses, usually its root last ("broadcast_add_fusion" adds), and a wrapped op after
@@ -104,7 +104,7 @@ def profile_training(name: str, entity: str, steps: int, trace_dir: pathlib.Path
   """Per-step wall and busy milliseconds of `configs/<name>.py`'s train step, by op kind."""
   config = config_names.load(name)
   config.data.entity = entity
-  setup = experiment.build(config)
+  setup = run_setup.build(config)
   state, step = steps_lib.state_and_step(setup)
   series, key = jnp.asarray(setup.prepared.train), jax.random.PRNGKey(1)
   batches = [jnp.asarray(b) for b in steps_lib.batches(setup, steps + 2,

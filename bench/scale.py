@@ -24,6 +24,7 @@ from tsad_jax import config_names
 from tsad_jax import distributed
 from tsad_jax import experiment
 from tsad_jax import fleet
+from tsad_jax import run_setup
 from tsad_jax import scoring
 from tsad_jax import train
 
@@ -48,7 +49,7 @@ def fleet_vs_sequential(config_name: str, entities: list[str], epochs: int) -> s
   for name in entities:
     member = copy.deepcopy(config)
     member.data.entity = name
-    setups.append(experiment.build(member))
+    setups.append(run_setup.build(member))
   with tempfile.TemporaryDirectory() as tmp:
     started = time.perf_counter()
     for setup in setups:
@@ -139,7 +140,7 @@ def _full_run(config_name: str, entity: str) -> dict:
 
 
 def _train_rate(config_name: str, entity: str, steps: int) -> dict:
-  setup = experiment.build(_config(config_name, entity))
+  setup = run_setup.build(_config(config_name, entity))
   config, prepared = setup.config, setup.prepared
   mesh = distributed.mesh()
   state, step_fn = steps_lib.state_and_step(setup, mesh=mesh)
@@ -168,7 +169,7 @@ def _peak_mb() -> float:
 
 
 def _score_memory(config_name: str, entity: str) -> dict:
-  setup = experiment.build(_config(config_name, entity))
+  setup = run_setup.build(_config(config_name, entity))
   prepared = setup.prepared
   params = train.init_params(setup.model, key=jax.random.PRNGKey(0),
                              window=setup.config.data.window,

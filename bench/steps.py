@@ -5,18 +5,18 @@ import time
 import jax
 import numpy as np
 
-from tsad_jax import experiment
+from tsad_jax import run_setup
 from tsad_jax import train
 
 
-def batches(setup: experiment.Setup, count: int, batch: int, seed: int = 0) -> list[np.ndarray]:
+def batches(setup: run_setup.Setup, count: int, batch: int, seed: int = 0) -> list[np.ndarray]:
   """`count` batches of `batch` training window starts, in training order."""
   starts = setup.prepared.train_starts
   order = train.epoch_order(seed, 0, len(starts), batch)
   return [starts[order[i % len(order)]] for i in range(count)]
 
 
-def state_and_step(setup: experiment.Setup, *, params=None, mesh=None):
+def state_and_step(setup: run_setup.Setup, *, params=None, mesh=None):
   """(train state from `params`, or a seed-0 init; the jitted library train step)."""
   config = setup.config
   state, tx = train.create_train_state(config, setup.model, init_key=jax.random.PRNGKey(0),

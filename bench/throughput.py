@@ -40,7 +40,7 @@ from bench import scale
 from bench import steps as steps_lib
 from interop import parity
 from tsad_jax import config_names
-from tsad_jax import experiment
+from tsad_jax import run_setup
 from tsad_jax import runs
 from tsad_jax import scoring
 from tsad_jax import train
@@ -76,7 +76,7 @@ class Row:
   score_torch: float | None = None
 
 
-def _windows(setup: experiment.Setup, starts: np.ndarray) -> np.ndarray:
+def _windows(setup: run_setup.Setup, starts: np.ndarray) -> np.ndarray:
   window = setup.config.data.window
   return np.stack([setup.prepared.train[s:s + window] for s in starts]).astype(np.float32)
 
@@ -84,7 +84,7 @@ def _windows(setup: experiment.Setup, starts: np.ndarray) -> np.ndarray:
 _timed = steps_lib.seconds_per_item
 
 
-def jax_rates(setup: experiment.Setup, params, steps: int, score_batches: int):
+def jax_rates(setup: run_setup.Setup, params, steps: int, score_batches: int):
   """(training samples/s, scoring windows/s, seconds to score the whole test series)."""
   config, prepared = setup.config, setup.prepared
   batch, window = config.train.batch_size, config.data.window
@@ -113,7 +113,7 @@ def jax_rates(setup: experiment.Setup, params, steps: int, score_batches: int):
   return train_rate, score_rate, time.perf_counter() - started
 
 
-def torch_rates(setup: experiment.Setup, pair, steps: int, score_batches: int):
+def torch_rates(setup: run_setup.Setup, pair, steps: int, score_batches: int):
   """(training samples/s, scoring windows/s) of the PyTorch twin on the same batches."""
   import torch  # noqa: PLC0415
 
@@ -158,7 +158,7 @@ def measure(name: str, entity: str, steps: int, score_batches: int, with_torch: 
   config = config_names.load(name)
   config.data.entity = entity
   config.model = parity.without_dropout(config.model)
-  setup = experiment.build(config)
+  setup = run_setup.build(config)
   pair = None
   if with_torch:
     pair = parity.make_pair(config.model, num_features=setup.prepared.num_features,
@@ -184,7 +184,7 @@ def phases(name: str, entity: str, steps: int) -> dict[str, float]:
   config = config_names.load(name)
   config.data.entity = entity
   config.model = parity.without_dropout(config.model)
-  setup = experiment.build(config)
+  setup = run_setup.build(config)
   pair = parity.make_pair(config.model, num_features=setup.prepared.num_features,
                           window=config.data.window)
   lib, model, params, key = setup.model_lib, setup.model, pair.params, jax.random.PRNGKey(3)

@@ -28,7 +28,9 @@ import numpy as np
 
 from interop import layouts
 from interop import torch_models
+from tsad_jax import experiment
 from tsad_jax import models
+from tsad_jax import summaries
 from tsad_jax import train
 
 
@@ -158,7 +160,7 @@ def params_from_checkpoint(path, model_config, *, num_features: int, window: int
 
 
 def start_params(config: ml_collections.ConfigDict, num_features: int) -> dict:
-  """A run's starting parameters from `config.init.torch_checkpoint` (experiment.ParamsFrom)."""
+  """A run's starting parameters from `config.init.torch_checkpoint` (run_setup.ParamsFrom)."""
   return params_from_checkpoint(config.init.torch_checkpoint, config.model,
                                 num_features=num_features, window=config.data.window)
 
@@ -172,8 +174,6 @@ def _define_flags() -> dict:
 
 def main(argv):
   del argv
-  from tsad_jax import experiment  # noqa: PLC0415
-
   logging.set_verbosity(logging.WARNING)
   config, checkpoint = _FLAGS["config"].value, flags.FLAGS.torch_checkpoint
   with config.unlocked():
@@ -181,7 +181,7 @@ def main(argv):
     config.train.max_epochs = 0  # score the converted parameters as they are
   run_dir = experiment.train_and_evaluate(config, flags.FLAGS.workdir, params_from=start_params)
   print(f"Converted {checkpoint} into the run {run_dir}")
-  print(experiment.headline(experiment.load_summary(run_dir)))
+  print(summaries.headline(summaries.load_summary(run_dir)))
 
 
 if __name__ == "__main__":

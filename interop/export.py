@@ -14,7 +14,7 @@ from absl import flags
 from absl import logging
 
 from interop import convert
-from tsad_jax import experiment
+from tsad_jax import run_setup
 from tsad_jax import runs
 from tsad_jax import train
 
@@ -27,7 +27,7 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   config = runs.load_config(flags.FLAGS.run)
-  setup = experiment.build(config)  # the data fix the feature count
+  setup = run_setup.build(config)  # the data fix the feature count
   entries = convert.model_entries(config.model, num_features=setup.prepared.num_features,
                                   window=config.data.window)
   params = train.load_params(pathlib.Path(flags.FLAGS.run), step=flags.FLAGS.step)

@@ -22,6 +22,7 @@ from absl import logging
 from configs import common
 from tsad_jax import experiment
 from tsad_jax import runs
+from tsad_jax import summaries
 
 _RUN = flags.DEFINE_string("run", None, "Run folder written by launch.train.")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step to score (default: best params).")
@@ -41,9 +42,9 @@ def main(argv):
                                              overrides=tuple(_OVERRIDE.value),
                                              defaults=common.defaults(_model_name(_RUN.value)))
   print(f"Evaluation written to {out_dir}")
-  print(experiment.headline(summary))
+  print(summaries.headline(summary))
   if _STEP.value is None and not _OVERRIDE.value:
-    differences = experiment.same_figures(summary, experiment.load_summary(_RUN.value))
+    differences = summaries.same_figures(summary, summaries.load_summary(_RUN.value))
     if differences:
       print("Does NOT reproduce the run's summary.json:\n  " + "\n  ".join(differences))
       sys.exit(1)

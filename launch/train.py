@@ -22,6 +22,7 @@ from ml_collections import config_flags
 from interop import convert
 from tsad_jax import distributed
 from tsad_jax import experiment
+from tsad_jax import summaries
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
                                           lock_config=True)
@@ -43,7 +44,7 @@ def main(argv):
   if not distributed.is_main_process():
     return
   print(f"Run written to {run_dir}")
-  print(experiment.headline(experiment.load_summary(run_dir)))
+  print(summaries.headline(summaries.load_summary(run_dir)))
 
 
 if __name__ == "__main__":

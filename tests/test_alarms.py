@@ -7,8 +7,11 @@ from configs import tiny
 from tsad_jax import alarms
 from tsad_jax import experiment
 from tsad_jax import feature_scaling
+from tsad_jax import reporting
+from tsad_jax import run_setup
 from tsad_jax import runs
 from tsad_jax import smoothing
+from tsad_jax import summaries
 from tsad_jax import thresholds
 from tsad_jax import train
 from tsad_jax.data import synthetic
@@ -50,12 +53,12 @@ def test_scores_and_alarms_of_the_first_rows_do_not_change_when_the_series_is_cu
   root, run_dir = csv_run
   params = train.load_params(run_dir)
   cut_dir = root / "cut"
-  experiment.score_and_report(experiment.build(_csv_config(root, "cut.csv")), params, cut_dir)
+  reporting.score_and_report(run_setup.build(_csv_config(root, "cut.csv")), params, cut_dir)
   whole, cut = np.load(run_dir / "scores.npz"), np.load(cut_dir / "scores.npz")
   name = next(k for k in whole if k.endswith("/score")).split("/")[0]
   for key in ("score", "per_feature", "alarm"):
     np.testing.assert_array_equal(cut[f"{name}/{key}"], whole[f"{name}/{key}"][:CUT], key)
-  summary = experiment.load_summary(run_dir)
+  summary = summaries.load_summary(run_dir)
   assert summary["scoring"]["mode"].startswith("causal (calibrated on the held-out")
   assert summary["scoring"]["alarm_method"] == "dspot"
   assert whole[f"{name}/alarm"].any()
@@ -65,8 +68,8 @@ def test_thresholds_are_fitted_on_the_held_out_tail_scored_in_eval_mode(csv_run)
   """The calibration scores are the last val_fraction of the training series' scores."""
   _, run_dir = csv_run
   config = runs.load_config(run_dir)
-  setup = experiment.build(config)
-  score = experiment.raw_scorer(setup, train.load_params(run_dir))
+  setup = run_setup.build(config)
+  score = reporting.raw_scorer(setup, train.load_params(run_dir))
   raw = score(setup.prepared.train, setup.prepared.train_lengths)
   assert np.array_equal(raw, score(setup.prepared.train, setup.prepared.train_lengths))
   tail = len(alarms.calibration_rows((len(raw),), config))
@@ -76,7 +79,7 @@ def test_thresholds_are_fitted_on_the_held_out_tail_scored_in_eval_mode(csv_run)
   stats = feature_scaling.robust_stats(smoothed[-tail:], floor=config.eval.scaling_floor)
   scaled = feature_scaling.scale(smoothed[-tail:], stats)
   calib_totals = feature_scaling.tail_log_probabilities(scaled).sum(axis=1)
-  summary = experiment.load_summary(run_dir)
+  summary = summaries.load_summary(run_dir)
   assert summary["scoring"]["calibration_points"] == [tail]
   expected = thresholds.pot(calib_totals, q=config.threshold.pot_q,
                             level=config.threshold.pot_level).threshold
@@ -106,7 +109,7 @@ def test_transductive_scaling_does_look_ahead(csv_run):
   for test_file in ("test.csv", "cut.csv"):
     config = _csv_config(root, test_file)
     config.eval.feature_scaling = "test"
-    experiment.score_and_report(experiment.build(config), params, root / f"ts-{test_file}")
+    reporting.score_and_report(run_setup.build(config), params, root / f"ts-{test_file}")
     out[test_file] = np.load(root / f"ts-{test_file}" / "scores.npz")
   name = next(k for k in out["cut.csv"] if k.endswith("/score"))
   assert not np.allclose(out["cut.csv"][name], out["test.csv"][name][:CUT])
@@ -146,7 +149,7 @@ def test_bad_alarm_settings_are_refused_before_training(field, value, message):
   section, name = field.split(".")
   config[section][name] = value
   with pytest.raises(ValueError, match=message):
-    experiment.build(config)
+    run_setup.build(config)
 
 
 def test_a_calibration_tail_too_short_for_the_threshold_is_a_clear_error():
@@ -155,9 +158,9 @@ def test_a_calibration_tail_too_short_for_the_threshold_is_a_clear_error():
   with pytest.raises(ValueError, match=r"synthetic: the threshold pot needs at least 501 "
                      r"calibration scores, but its held-out validation tail has 60\. Raise "
                      r"config.data.val_fraction"):
-    experiment.build(config)
+    run_setup.build(config)
   config.threshold.methods = "percentile"
-  experiment.build(config)
+  run_setup.build(config)
   config.data.val_fraction, config.threshold.calibration = 0.0, "val"
   with pytest.raises(ValueError, match="set config.data.val_fraction > 0"):
-    experiment.build(config)
+    run_setup.build(config)

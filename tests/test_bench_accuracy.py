@@ -18,6 +18,7 @@ from tsad_jax import evaluation
 from tsad_jax import experiment
 from tsad_jax import metrics
 from tsad_jax import runs
+from tsad_jax import summaries
 from tsad_jax import sweep
 
 
@@ -126,8 +127,8 @@ def test_a_scoring_change_rescores_the_finished_run_instead_of_retraining(tmp_pa
     rescored = accuracy.run_job("tiny", "synthetic")
     assert rescored == run_dir / "evaluations" / "best+eval.smoothing=gaussian"
     assert list(run_dir.parent.iterdir()) == [run_dir]  # nothing retrained
-    summary = experiment.load_summary(rescored)
-    assert summary["training"] == experiment.load_summary(run_dir)["training"]
+    summary = summaries.load_summary(rescored)
+    assert summary["training"] == summaries.load_summary(run_dir)["training"]
     assert runs.load_config(run_dir).eval.smoothing == "none"
     assert runs.load_config(rescored).eval.smoothing == "gaussian"
     assert accuracy.job_result("tiny", "synthetic", [rescored]).summaries["synthetic"] == summary

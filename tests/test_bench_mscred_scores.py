@@ -7,7 +7,7 @@ from numpy.testing import assert_array_equal
 
 from bench import mscred_scores
 from configs import common
-from tsad_jax import experiment
+from tsad_jax import run_setup
 from tsad_jax import scoring
 from tsad_jax import train
 
@@ -27,7 +27,7 @@ def test_all_scales_held_forward_is_the_library_score():
   config.data.synthetic.update(num_features=3, train_length=200, test_length=60)
   config.eval.update(smoothing="none", feature_scaling="none", aggregation="sum")
   config.threshold.methods = "percentile"  # a 20-point held-out tail is too short for POT
-  setup = experiment.build(config)
+  setup = run_setup.build(config)
   params = train.init_params(setup.model, key=jax.random.key(0), window=8, num_features=3)
   variants = mscred_scores.variant_scores(setup, params)
   library = scoring.for_config(setup.model_lib, setup.model, config)(

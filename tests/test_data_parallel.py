@@ -26,10 +26,10 @@ FIT = """
 import json, pathlib, sys
 import jax
 from configs import tiny
-from tsad_jax import experiment, train
+from tsad_jax import run_setup, train
 
 config = tiny.get_config()
-setup = experiment.build(config)
+setup = run_setup.build(config)
 batches = []
 make_train_step = train.make_train_step
 

@@ -11,7 +11,10 @@ from configs import common
 from configs import smd_lstmae
 from configs import tiny
 from tsad_jax import experiment
+from tsad_jax import reporting
+from tsad_jax import run_setup
 from tsad_jax import runs
+from tsad_jax import summaries
 from tsad_jax import train as train_lib
 from tsad_jax.detector import Detector
 
@@ -31,7 +34,7 @@ def test_run_writes_every_artifact_and_evaluate_reproduces_it(tmp_path):
   for name in ("config.json", "metrics.json", "scores.npz", "scores.csv", "summary.json",
                "plots/loss.png", "plots/score_synthetic.png", "plots/features_synthetic.png"):
     assert (run_dir / name).is_file(), name
-  summary = experiment.load_summary(run_dir)
+  summary = summaries.load_summary(run_dir)
   assert list(summary["threshold_free"]["mean"])[:3] == ["AUC-PR", "AUC-ROC", "VUS-PR"]
   assert set(summary["baselines"]) == {"zscore", "pca"}
   assert {"pot", "spot", "percentile", "best_f1_oracle"} <= set(summary["thresholds"])
@@ -42,7 +45,7 @@ def test_run_writes_every_artifact_and_evaluate_reproduces_it(tmp_path):
 
   again, out_dir = experiment.evaluate_run(run_dir)
   assert out_dir == run_dir / "evaluations" / "best"
-  assert experiment.same_figures(again, summary) == []
+  assert summaries.same_figures(again, summary) == []
 
   # Re-scoring with another threshold setting moves the thresholds, not the scores.
   other, other_dir = experiment.evaluate_run(
@@ -102,7 +105,7 @@ def test_launchers_train_then_evaluate(tmp_path):
                  capture_output=True, text=True, check=True)
   at_step = np.load(run_dir / "evaluations" / f"step-{step}" / "scores.npz")["synthetic/score"]
   config = runs.load_config(run_dir)
-  experiment.score_and_report(experiment.build(config),
+  reporting.score_and_report(run_setup.build(config),
                               train_lib.load_params(run_dir, step=step), tmp_path / "expected")
   expected = np.load(tmp_path / "expected" / "scores.npz")["synthetic/score"]
   np.testing.assert_array_equal(at_step, expected)
@@ -152,15 +155,15 @@ def test_bad_config_value_is_a_clear_error(tmp_path):
   config = _tiny()
   config.threshold.methods = "pot,magic"
   with pytest.raises(ValueError, match="threshold.methods: unknown 'magic'; choose from pot"):
-    experiment.build(config)
+    run_setup.build(config)
   config = _tiny()
   config.eval.point_rule = "first"
   with pytest.raises(ValueError, match="eval.point_rule"):
-    experiment.build(config)
+    run_setup.build(config)
   config = _tiny()
   config.eval.residual_plots = -1
   with pytest.raises(ValueError, match="eval.residual_plots=-1 must be an integer >= 0"):
-    experiment.build(config)
+    run_setup.build(config)
 
 
 def test_detector_fit_decision_function_predict(tmp_path):
@@ -194,7 +197,7 @@ def test_short_real_smd_training_on_two_machines(tmp_path, data_root):
   config.eval.plots = False
   run_dir = experiment.train_and_evaluate(config, tmp_path)
   assert run_dir.parent == tmp_path / "smd" / "machine-1-6+machine-2-1" / "lstm_ae"
-  summary = experiment.load_summary(run_dir)
+  summary = summaries.load_summary(run_dir)
   assert summary["entities"] == ["machine-1-6", "machine-2-1"]
   free = summary["threshold_free"]
   per_entity = [free["per_entity"][m]["VUS-PR"] for m in summary["entities"]]
@@ -213,7 +216,7 @@ def test_short_real_smd_training_on_two_machines(tmp_path, data_root):
     assert 0.0 <= explained["pooled"][key] <= 1.0
     assert explained["mean"][key] == pytest.approx(
         np.mean([explained["per_entity"][m][key] for m in summary["entities"]]))
-  assert "HitRate@150%" in experiment.headline(summary)
+  assert "HitRate@150%" in summaries.headline(summary)
 
 
 def test_rescoring_overrides_name_the_changed_scoring_fields_only():

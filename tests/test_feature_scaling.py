@@ -6,6 +6,8 @@ import pytest
 from configs import tiny
 from tsad_jax import experiment
 from tsad_jax import feature_scaling
+from tsad_jax import run_setup
+from tsad_jax import summaries
 from tsad_jax import thresholds
 from tsad_jax.detector import Detector
 
@@ -65,7 +67,7 @@ def test_none_returns_the_scores_and_unknown_modes_are_refused():
   config = tiny.get_config()
   config.eval.feature_scaling = "zscore"
   with pytest.raises(ValueError, match="eval.feature_scaling"):
-    experiment.build(config)
+    run_setup.build(config)
 
 
 def test_rescoring_a_run_with_test_scaling(tmp_path):
@@ -81,7 +83,7 @@ def test_rescoring_a_run_with_test_scaling(tmp_path):
   np.testing.assert_array_equal(scaled.argmax(axis=0), default.argmax(axis=0))
   assert np.isfinite(summary["threshold_free"]["mean"]["VUS-PR"])
   assert summary["scoring"]["mode"].startswith("test-scaled (transductive")
-  causal = experiment.load_summary(run_dir)
+  causal = summaries.load_summary(run_dir)
   assert causal["scoring"]["mode"].startswith("causal")
   # The causal run reports the transductive figures beside its own, equal to the re-scoring's.
   assert causal["threshold_free_test_scaled"]["mean"]["VUS-PR"] == pytest.approx(

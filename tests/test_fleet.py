@@ -16,6 +16,8 @@ from configs import tiny
 from tests import fakes
 from tsad_jax import experiment
 from tsad_jax import fleet
+from tsad_jax import run_setup
+from tsad_jax import summaries
 from tsad_jax import train
 from tsad_jax.data import DataError
 
@@ -87,10 +89,10 @@ def test_each_member_equals_its_entity_trained_alone(fleet_runs, data_root, tmp_
 def test_a_member_run_folder_is_an_ordinary_run(fleet_runs):
   _, run_dirs, _ = fleet_runs
   run_dir = run_dirs["A-1"]
-  summary = experiment.load_summary(run_dir)
+  summary = summaries.load_summary(run_dir)
   assert summary["entities"] == ["A-1"] and summary["training"]["epochs"] == 5
   rescored, _ = experiment.evaluate_run(run_dir)
-  assert experiment.same_figures(summary, rescored) == []
+  assert summaries.same_figures(summary, rescored) == []
 
 
 def test_an_interrupted_fleet_resumes_to_the_same_parameters(fleet_runs, data_root, tmp_path):
@@ -132,7 +134,7 @@ def test_a_diverging_member_stops_alone_and_stays_stopped_on_resume(tmp_path):
   for name in ("calm", "wild"):
     member = tiny.get_config()
     member.data.entity = name
-    setups.append(experiment.build(member))
+    setups.append(run_setup.build(member))
   setups[1].prepared.train[:, 0] = 1000.0  # marks the windows whose loss turns NaN
   lib = setups[0].model_lib
 

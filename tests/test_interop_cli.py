@@ -16,6 +16,7 @@ from interop import convert  # noqa: E402
 from interop import torch_models  # noqa: E402
 from tsad_jax import experiment  # noqa: E402
 from tsad_jax import runs  # noqa: E402
+from tsad_jax import summaries  # noqa: E402
 from tsad_jax import train  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -54,7 +55,7 @@ def test_convert_makes_a_run_that_evaluates_and_exports_back_bit_exact(tmp_path)
   saved = convert.flax_to_torch(train.load_params(run_dir), _entries(config))
   assert all(np.array_equal(saved[k], v) for k, v in state_dict.items())
   summary, _ = experiment.evaluate_run(run_dir)
-  assert experiment.same_figures(summary, experiment.load_summary(run_dir)) == []
+  assert summaries.same_figures(summary, summaries.load_summary(run_dir)) == []
 
   exported = tmp_path / "exported.pt"
   _run_module("interop.export", f"--run={run_dir}", f"--out={exported}")

@@ -17,6 +17,7 @@ from configs import common
 from configs import smd_mscred
 from tsad_jax import experiment
 from tsad_jax import plots
+from tsad_jax import summaries
 from tsad_jax.data.types import Segment
 from tsad_jax.models import mscred
 
@@ -221,7 +222,7 @@ def test_short_real_smd_run(tmp_path, data_root):
   config.eval.residual_plots = 3
   config.eval.smoothing = "none"  # the held scores below are the model's own
   run_dir = experiment.train_and_evaluate(config, tmp_path)
-  summary = experiment.load_summary(run_dir)
+  summary = summaries.load_summary(run_dir)
   assert summary["model"] == "mscred" and summary["entities"] == ["machine-1-6"]
   assert 0.0 < summary["threshold_free"]["mean"]["VUS-PR"] <= 1.0
   assert summary["training"]["nonfinite_steps"] == 0

@@ -13,6 +13,7 @@ from configs import common
 from configs import smap_mtadgat
 from configs import smd_mtadgat
 from tsad_jax import experiment
+from tsad_jax import summaries
 from tsad_jax.detector import Detector
 from tsad_jax.models import mtad_gat
 
@@ -201,7 +202,7 @@ def test_short_real_smd_run(tmp_path, data_root):
   # scores.npz then holds the model's own per-feature scores, unsmoothed and unscaled
   config.eval.update(smoothing="none", feature_scaling="none", aggregation="sum")
   run_dir = experiment.train_and_evaluate(config, tmp_path)
-  summary = experiment.load_summary(run_dir)
+  summary = summaries.load_summary(run_dir)
   assert summary["model"] == "mtad_gat" and summary["training"]["nonfinite_steps"] == 0
   assert 0.0 < summary["threshold_free"]["mean"]["VUS-PR"] <= 1.0
   assert 0.0 <= summary["interpretation"]["mean"]["HitRate@100%"] <= 1.0

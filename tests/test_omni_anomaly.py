@@ -12,6 +12,8 @@ from configs import common
 from configs import msl_omni
 from tsad_jax import config_names
 from tsad_jax import experiment
+from tsad_jax import run_setup
+from tsad_jax import summaries
 from tsad_jax.data import DATA_ROOT_ENV
 from tsad_jax.data import DataError
 from tsad_jax.models import omni_anomaly
@@ -133,7 +135,7 @@ def test_missing_data_root_says_how_to_point_at_the_data(name, monkeypatch):
   monkeypatch.delenv(DATA_ROOT_ENV, raising=False)
   config = config_names.load(name)
   with pytest.raises(DataError, match="--config.data.root=") as error:
-    experiment.build(config)
+    run_setup.build(config)
   assert DATA_ROOT_ENV in str(error.value)
 
 
@@ -146,7 +148,7 @@ def test_short_real_msl_channel_run(tmp_path, data_root):
   config.model.update({"rnn_hidden": 8, "dense_dim": 8, "nf_layers": 2})
   config.eval.plots = False
   run_dir = experiment.train_and_evaluate(config, tmp_path)
-  summary = experiment.load_summary(run_dir)
+  summary = summaries.load_summary(run_dir)
   assert summary["model"] == "omni_anomaly" and summary["entities"] == ["M-1"]
   assert 0.0 < summary["threshold_free"]["mean"]["VUS-PR"] <= 1.0
   assert summary["training"]["nonfinite_steps"] == 0

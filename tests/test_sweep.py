@@ -18,9 +18,10 @@ import pytest
 from configs import tiny
 from configs.sweeps import demo_quick
 from tsad_jax import config_names
-from tsad_jax import experiment
 from tsad_jax import models
 from tsad_jax import optim as optim_lib
+from tsad_jax import run_setup
+from tsad_jax import summaries
 from tsad_jax import sweep
 from tsad_jax import train
 
@@ -145,7 +146,7 @@ def test_launcher_sweeps_and_reports_the_best_of_its_results(swept):
   best = json.loads((folder / "best.json").read_text())
   assert best["trial"] == full[0]["trial"] and best["run_dir"] == full[0]["run_dir"]
   assert best["metric"] == "best_val_loss" and best["value"] == pytest.approx(min(full_losses))
-  summary = experiment.load_summary(best["run_dir"])  # an ordinary run folder
+  summary = summaries.load_summary(best["run_dir"])  # an ordinary run folder
   assert summary["training"]["best_val_loss"] == pytest.approx(best["value"])
   assert summary["training"]["epochs"] == 3
   assert f"Best: {best['trial']}" in stdout and f"--run={best['run_dir']}" in stdout
@@ -189,7 +190,7 @@ def test_vmapped_quick_stage_matches_sequential_training(swept, tmp_path):
   # learning rate, where a mixed-up slot or a wrongly applied rate shows most.
   trial = max(group, key=lambda t: t.overrides["optim.learning_rate"])
   config = sweep.trial_config(spec, trial, stage=sweep.QUICK)
-  setup = experiment.build(config)
+  setup = run_setup.build(config)
   alone = train.fit(config, setup.prepared, tmp_path, model_lib=setup.model_lib,
                     model=setup.model).history
   together = records[trial.name]["history"]

@@ -12,6 +12,7 @@ from configs import tiny
 from tests import fakes
 from tsad_jax import experiment
 from tsad_jax import models
+from tsad_jax import run_setup
 from tsad_jax import train
 from tsad_jax.data.prepare import Prepared
 from tsad_jax.data.prepare import fit_and_val_starts
@@ -152,7 +153,7 @@ def test_bfloat16_compute_keeps_float32_parameters_and_tracks_the_float32_loss(t
       config = getattr(common, model)(config)
       config.model.update({"d_model": 16, "n_heads": 2, "num_layers": 1, "d_ff": 32})
     config.train.compute_dtype = dtype
-    setup = experiment.build(config)
+    setup = run_setup.build(config)
     result = train.fit(config, setup.prepared, tmp_path / dtype, model_lib=setup.model_lib,
                        model=setup.model)
     assert {leaf.dtype for leaf in jax.tree.leaves(result.params)} == {np.dtype("float32")}

@@ -32,7 +32,9 @@ from tsad_jax import checkpoints
 from tsad_jax import distributed
 from tsad_jax import experiment
 from tsad_jax import optim as optim_lib
+from tsad_jax import run_setup
 from tsad_jax import runs
+from tsad_jax import summaries
 from tsad_jax import train
 from tsad_jax.data import fleet_entities
 
@@ -41,7 +43,7 @@ from tsad_jax.data import fleet_entities
 class Member:
   """One entity's training: its data, run folder and progress."""
 
-  setup: experiment.Setup
+  setup: run_setup.Setup
   run_dir: pathlib.Path
   steps_per_epoch: int
   total_steps: int
@@ -85,7 +87,7 @@ def member_configs(config: ml_collections.ConfigDict) -> list[ml_collections.Con
 
 def train_fleet(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
                 stop_after_steps: int | None = None,
-                params_from: experiment.ParamsFrom | None = None) -> list[MemberResult]:
+                params_from: run_setup.ParamsFrom | None = None) -> list[MemberResult]:
   """Trains one model per entity of `config.data.entities` and scores each into its run folder.
 
   All members share one run id, so `config.run_id` resumes the whole fleet:
@@ -95,7 +97,7 @@ def train_fleet(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, 
     raise ValueError("launch.train_fleet runs in one process; run one fleet per host, each with "
                      "its own config.data.entities.")
   configs = member_configs(config)
-  setups = [experiment.build(c) for c in configs]
+  setups = [run_setup.build(c) for c in configs]
   widths = {s.config.data.entity: s.prepared.num_features for s in setups}
   if len(set(widths.values())) > 1:
     raise ValueError(f"The fleet's entities have different numbers of features ({widths}); one "
@@ -110,7 +112,7 @@ def train_fleet(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, 
   results = {i: MemberResult(configs[i].data.entity, d, "already trained")
              for i, d in enumerate(run_dirs) if i not in todo}
   if todo:
-    initial_params = experiment.initial_params(setups[todo[0]], params_from)
+    initial_params = run_setup.initial_params(setups[todo[0]], params_from)
     fits = fit(config, [setups[i] for i in todo], [run_dirs[i] for i in todo],
                stop_after_steps=stop_after_steps, initial_params=initial_params)
     for i, fitted in zip(todo, fits, strict=True):
@@ -175,7 +177,7 @@ def _restore(member: Member, step: int) -> None:
   member.error = member.history[-1].get("diverged", "") if member.history else ""
 
 
-def fit(config: ml_collections.ConfigDict, setups: list[experiment.Setup],
+def fit(config: ml_collections.ConfigDict, setups: list[run_setup.Setup],
         run_dirs: list[pathlib.Path], *, stop_after_steps: int | None = None,
         initial_params=None) -> list[train.FitResult | str]:
   """`train.fit` for every member at once, into each member's run folder.
@@ -307,7 +309,7 @@ def write_table(results: list[MemberResult], path: pathlib.Path) -> list[dict]:
   for r in results:
     row = {"entity": r.name, "status": r.status}
     if (r.run_dir / "summary.json").exists():
-      summary = experiment.load_summary(r.run_dir)
+      summary = summaries.load_summary(r.run_dir)
       figures = summary["threshold_free"]["mean"]
       row.update({k: figures[k] for k in ("VUS-PR", "AUC-PR")})
       row["epochs"] = summary.get("training", {}).get("epochs")

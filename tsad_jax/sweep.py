@@ -72,7 +72,9 @@ from tsad_jax import experiment
 from tsad_jax import metrics
 from tsad_jax import models
 from tsad_jax import optim as optim_lib
+from tsad_jax import run_setup
 from tsad_jax import runs
+from tsad_jax import summaries
 from tsad_jax import train
 
 QUICK, FULL = "quick", "full"
@@ -202,7 +204,7 @@ def check_spec(spec: ml_collections.ConfigDict) -> list[Trial]:
     ValueError naming the spec field at fault: a missing field, an unknown
     base config, a grid or override path the base config lacks, a value of the
     wrong type, an unknown metric or mode, or a trial config that
-    experiment.check_config or the optimizer refuses.
+    run_setup.check_config or the optimizer refuses.
   """
   missing = [f for f in SPEC_FIELDS if f not in spec]
   if missing:
@@ -218,7 +220,7 @@ def check_spec(spec: ml_collections.ConfigDict) -> list[Trial]:
   for stage, (metric, _) in stage_metrics(spec).items():
     for trial in trials:
       config = trial_config(spec, trial, stage=stage)
-      experiment.check_config(config)
+      run_setup.check_config(config)
       models.get(config.model.name)
       optim_lib.make_optimizer(config.optim, steps_per_epoch=1, total_steps=1)
       if metric == VAL_LOSS and not config.data.val_fraction:
@@ -335,7 +337,7 @@ def train_together(configs: list[ml_collections.ConfigDict]) -> list[list[dict]]
   if len({group_key(c) for c in configs}) != 1:
     raise ValueError(f"train_together: the configs differ in more than {', '.join(VMAP_FIELDS)}.")
   config = configs[0]
-  setup = experiment.build(config)
+  setup = run_setup.build(config)
   prepared, window, batch_size = setup.prepared, config.data.window, config.train.batch_size
   if not len(prepared.val_starts):
     raise ValueError("train_together needs validation windows (config.data.val_fraction > 0).")
@@ -415,7 +417,7 @@ def _train_run(stage_dir: pathlib.Path, config, run_dir: pathlib.Path) -> None:
 
 def _run_row(stage: str, trial: Trial, run_dir: pathlib.Path, metric: str, mode: str) -> dict:
   if (run_dir / "summary.json").exists():
-    value = metric_value(experiment.load_summary(run_dir), metric)
+    value = metric_value(summaries.load_summary(run_dir), metric)
     status = "ok" if math.isfinite(value) else "no metric"
   else:
     value, status = float("nan"), "diverged"

@@ -1,0 +1,163 @@
+"""Scoring a trained model and writing what a person reads: scores, alarms and metrics beside
+the baselines (summary.json, scores files) and the plots."""
+
+import pathlib
+import time
+
+import jax
+import ml_collections
+import numpy as np
+
+from tsad_jax import alarms
+from tsad_jax import baselines
+from tsad_jax import config_names
+from tsad_jax import evaluation
+from tsad_jax import plots
+from tsad_jax import run_setup
+from tsad_jax import runs
+from tsad_jax import scoring
+
+
+def _baselines(setup: run_setup.Setup, names, labels,
+               test_scaled: ml_collections.ConfigDict | None) -> dict:
+  """Each baseline scored like the model: threshold-free figures and at each threshold."""
+  config, dataset = setup.config, setup.prepared.dataset
+  out = {}
+  for name in config_names.comma_list(config.eval.baselines):
+    calibrated = [baselines.calibrated(name, entity, config) for entity in dataset.entities]
+    out[name] = evaluation.summarize(
+        names, labels, [c.test.sum(axis=1) for c in calibrated],
+        [c.calibration.sum(axis=1) for c in calibrated], config,
+        points_per_day=dataset.points_per_day)
+    if test_scaled is not None:
+      totals = [baselines.calibrated(name, entity, test_scaled).test.sum(axis=1)
+                for entity in dataset.entities]
+      out[name]["threshold_free_test_scaled"] = evaluation.threshold_free(
+          names, labels, totals, sliding_window=config.eval.vus_window)
+  return out
+
+
+def _test_scaled(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict | None:
+  """The config with transductive feature scaling, reported beside a causal one (else None)."""
+  if config.eval.feature_scaling != "train":
+    return None
+  other = ml_collections.ConfigDict(config.to_dict())
+  other.eval.feature_scaling = "test"
+  return other
+
+
+def raw_scorer(setup: run_setup.Setup, params):
+  """(series, segment lengths) -> the model's per-timestep scores (or score parts)."""
+  scorer = scoring.for_config(setup.model_lib, setup.model, setup.config)
+  key = jax.random.fold_in(jax.random.PRNGKey(setup.config.seed), 2)
+  return lambda series, lengths: scorer(params, series, lengths, key)
+
+
+def combine(setup: run_setup.Setup, parts: np.ndarray, *, reference: np.ndarray) -> np.ndarray:
+  """An entity's per-feature scores from its score parts (models scored in parts, see
+  models/__init__.py); `reference` holds the parts of its training series."""
+  combine_parts = setup.model_lib.HOOKS.combine
+  if combine_parts is None:
+    return parts
+  return combine_parts(parts, reference=reference, model_config=setup.config.model)
+
+
+def score_and_report(setup: run_setup.Setup, params, out_dir: pathlib.Path, *,
+                     history: list[dict] | None = None) -> dict:
+  """Scores train and test, writes scores, summary.json and plots into `out_dir`."""
+  config, prepared = setup.config, setup.prepared
+  started = time.perf_counter()
+  score = raw_scorer(setup, params)
+  train_parts = prepared.split_train(score(prepared.train, prepared.train_lengths))
+  test_raw = [combine(setup, test, reference=train) for test, train in zip(
+      prepared.split_test(score(prepared.test, prepared.test_lengths)), train_parts, strict=True)]
+  train_raw = [combine(setup, train, reference=train) for train in train_parts]
+  entities = prepared.dataset.entities
+  calibrated = [alarms.calibrate(test, train, config, parts=entity.parts)
+                for test, train, entity in zip(test_raw, train_raw, entities, strict=True)]
+  scoring_seconds = time.perf_counter() - started
+
+  names = [e.name for e in entities]
+  labels = [e.labels for e in entities]
+  test_per_feature = [c.test for c in calibrated]
+  test_scores = [s.sum(axis=1) for s in test_per_feature]
+  calib_scores = [c.calibration.sum(axis=1) for c in calibrated]
+  predicted = evaluation.predictions(labels, test_scores, calib_scores, config.threshold)
+  alarm_method = evaluation.methods(config.threshold)[0]
+  test_scaled = _test_scaled(config)
+  summary = {
+      "model": config.model.name,
+      "dataset": config.data.dataset,
+      "entities": names,
+      "scoring": {"mode": alarms.mode(config), "alarm_method": alarm_method,
+                  "calibration_points": [len(c.calibration) for c in calibrated]},
+      **evaluation.summarize(names, labels, test_scores, calib_scores, config,
+                             points_per_day=prepared.dataset.points_per_day,
+                             predicted=predicted),
+  }
+  if test_scaled is not None:
+    totals = [alarms.calibrate(test, train, test_scaled, parts=entity.parts).test.sum(axis=1)
+              for test, train, entity in zip(test_raw, train_raw, entities, strict=True)]
+    summary["threshold_free_test_scaled"] = evaluation.threshold_free(
+        names, labels, totals, sliding_window=config.eval.vus_window)
+  summary["baselines"] = _baselines(setup, names, labels, test_scaled)
+  summary["scoring_seconds"] = scoring_seconds
+  summary["machine"] = runs.machine()
+  explained = evaluation.interpretation(names, test_per_feature, [e.segments for e in entities])
+  if explained is not None:
+    summary["interpretation"] = explained
+  out_dir.mkdir(parents=True, exist_ok=True)
+  runs.write_scores(out_dir, names, labels, test_per_feature, prepared.dataset.feature_names,
+                    alarms=[preds for _, preds in predicted[alarm_method]])
+  if config.eval.plots:
+    _plot(setup, out_dir / "plots", names, labels, test_per_feature, summary, history,
+          params=params)
+  return summary
+
+
+def _plot(setup, plot_dir, names, labels, per_feature, summary, history, params=None) -> None:
+  """Loss, score and feature plots; with `params`, residual heatmaps of models that have them."""
+  plot_dir.mkdir(parents=True, exist_ok=True)
+  if history:
+    plots.loss_curves(history, plot_dir / "loss.png")
+  methods = [m for m in summary["thresholds"] if m != evaluation.ORACLE]
+  method = methods[0] if methods else evaluation.ORACLE
+  per_method = summary["thresholds"][method]
+  feature_names = setup.prepared.dataset.feature_names
+  thresholds = []
+  for name, y, scores in zip(names, labels, per_feature, strict=True):
+    figures = per_method.get("per_entity", {}).get(name, per_method["mean"])
+    thresholds.append(figures["threshold"])
+    plots.score_with_threshold(scores.sum(axis=1), y, figures["threshold"], name=name,
+                               method=method, path=plot_dir / f"score_{name}.png")
+    plots.feature_heatmap(scores, y, feature_names, name=name,
+                          path=plot_dir / f"features_{name}.png")
+  if params is not None and setup.model_lib.HOOKS.residual_matrices is not None:
+    _residual_plots(setup, params, plot_dir, names, per_feature, thresholds)
+
+
+def _residual_plots(setup, params, plot_dir, names, per_feature, thresholds) -> None:
+  """One residual heatmap per detected segment (MSCRED's root-cause view).
+
+  For each entity, the segments above its threshold (at most
+  `config.eval.residual_plots`, the highest-peaking first) get the residual
+  matrix of the window ending at the segment's highest-scoring point.
+  """
+  limit = setup.config.eval.residual_plots
+  key = jax.random.fold_in(jax.random.PRNGKey(setup.config.seed), 2)
+  residual_fn = jax.jit(
+      lambda p, w: setup.model_lib.HOOKS.residual_matrices(setup.model, p, w, rng=key))
+  window, offset = setup.config.data.window, 0
+  feature_names = setup.prepared.dataset.feature_names
+  for name, scores, threshold in zip(names, per_feature, thresholds, strict=True):
+    detected = plots.top_detected_segments(scores.sum(axis=1), threshold, limit=limit)
+    if detected:
+      ends = [offset + max(peak, window - 1) for _, peak in detected]  # earliest: 1st window
+      batch = np.stack([setup.prepared.test[end - window + 1:end + 1] for end in ends])
+      # Padded to `limit` windows, so every entity reuses one compiled function.
+      matrices = np.asarray(residual_fn(params, np.resize(batch, (limit,) + batch.shape[1:])))
+      for (segment, peak), matrix in zip(detected, matrices, strict=False):
+        plots.residual_heatmap(
+            matrix, feature_names, name=name, segment=segment, peak=peak,
+            path=plot_dir / f"residual_{name}_{segment.start}-{segment.end}.png")
+    offset += len(scores)
