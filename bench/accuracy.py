@@ -37,6 +37,7 @@ from tsad_jax import config_names
 from tsad_jax import evaluation
 from tsad_jax import experiment
 from tsad_jax import runs
+from tsad_jax import summaries
 from tsad_jax import sweep
 from tsad_jax import thresholds as thresholds_lib
 from tsad_jax.data import DATA_ROOT_ENV
@@ -188,19 +189,19 @@ def run_job(job: str, entity: str) -> pathlib.Path:
 def pooled(run_dirs: list[pathlib.Path], vus_window: int) -> dict:
   """Threshold-free figures on all entities' test scores together, and the alarms' and the
   oracle's thresholded figures from every entity's own predictions."""
-  labels, scores, alarms, summaries = [], [], [], []
+  labels, scores, alarms, run_summaries = [], [], [], []
   for run_dir in run_dirs:
     with np.load(run_dir / "scores.npz") as arrays:
       names = sorted(k[:-len("/score")] for k in arrays if k.endswith("/score"))
       labels += [arrays[f"{n}/label"] for n in names]
       scores += [arrays[f"{n}/score"] for n in names]
       alarms += [arrays[f"{n}/alarm"] for n in names]
-    summaries.append(summaries.load_summary(run_dir))
+    run_summaries.append(summaries.load_summary(run_dir))
   figures = evaluation.threshold_free(["all"], [np.concatenate(labels)],
                                       [np.concatenate(scores)],
                                       sliding_window=vus_window)["pooled"]
   oracle = [thresholds_lib.predict(s, summary["thresholds"][evaluation.ORACLE]["mean"]["threshold"])
-            for s, summary in zip(scores, summaries, strict=True)]
+            for s, summary in zip(scores, run_summaries, strict=True)]
   for name, preds in ((report.ALARM, alarms), (evaluation.ORACLE, oracle)):
     counts = evaluation.pooled_counts(labels, preds)
     for key in report.POOLED_KEYS:
@@ -213,12 +214,12 @@ def job_result(job: str, dataset: str, run_dirs: list[pathlib.Path]) -> report.J
   finished = [d for d in run_dirs if (d / "summary.json").exists()]
   if not finished:
     return None
-  summaries = {}
+  by_entity = {}
   for run_dir in finished:
     summary = summaries.load_summary(run_dir)
-    summaries["+".join(summary["entities"])] = summary
+    by_entity["+".join(summary["entities"])] = summary
   vus_window = runs.load_config(finished[0]).eval.vus_window
-  return report.JobResult(job=job, dataset=dataset, summaries=summaries,
+  return report.JobResult(job=job, dataset=dataset, summaries=by_entity,
                           pooled=pooled(finished, vus_window) if len(finished) > 1 else None)
 
 

@@ -7,7 +7,6 @@ import numpy as np
 from numpy.testing import assert_array_equal
 import pytest
 
-from configs import common
 from configs import tiny
 from tests import fakes
 from tsad_jax import experiment
@@ -150,7 +149,7 @@ def test_bfloat16_compute_keeps_float32_parameters_and_tracks_the_float32_loss(t
   for dtype in ("float32", "bfloat16"):
     config = tiny.get_config()
     if model != "lstm_ae":
-      config = getattr(common, model)(config)
+      config.model = models.defaults(model)
       config.model.update({"d_model": 16, "n_heads": 2, "num_layers": 1, "d_ff": 32})
     config.train.compute_dtype = dtype
     setup = run_setup.build(config)
