@@ -31,6 +31,7 @@ import pathlib
 
 from absl import app
 from absl import flags
+from absl import logging
 import ml_collections
 import numpy as np
 
@@ -347,6 +348,7 @@ def _cached(path: pathlib.Path, make):
 
 def main(argv):
   del argv
+  logging.set_verbosity(logging.WARNING)  # orbax logs every restore at INFO
   cache = pathlib.Path(_CACHE.value)
   copies = _COPIES.value
   all_folds = []

@@ -96,14 +96,14 @@ def get_config(model: str = "lstm_ae") -> ml_collections.ConfigDict:
   # and IQR of the calibration scores (train: causal, from training data only) or of
   # the test series itself (test: transductive) or not at all (none), then summed
   # as they are (sum) or as -log tail probabilities (tail_p).
-  # The defaults (EWMA 0.3, IQR floor 1.0, tail_p, POT q=0.05 at level 0.9) were
-  # chosen on anomalies injected into held-out training data, never test data:
-  # python -m bench.alarm_defaults, docs/alarm_defaults.md.
-  config.eval.smoothing = "ewma"
+  # The defaults (no smoothing, IQR floor 0.01, tail_p, DSPOT q=0.05 at level 0.9,
+  # depth 10) were chosen on anomalies injected into held-out training data, never
+  # test data: python -m bench.alarm_defaults, docs/alarm_defaults.md.
+  config.eval.smoothing = "none"
   config.eval.smoothing_alpha = 0.3  # ewma: weight of the newest row
   config.eval.smoothing_sigma = 5.0  # gaussian: width in rows of the one-sided kernel
   config.eval.feature_scaling = "train"
-  config.eval.scaling_floor = 1.0  # smallest IQR used, as a fraction of the mean IQR
+  config.eval.scaling_floor = 0.01  # smallest IQR used, as a fraction of the mean IQR
   config.eval.aggregation = "tail_p"
   config.eval.vus_window = 100  # sliding window of VUS-PR / VUS-ROC (TSB-AD's default)
   config.eval.baselines = "zscore,pca"
@@ -115,7 +115,7 @@ def get_config(model: str = "lstm_ae") -> ml_collections.ConfigDict:
   # The first method raises the alarms; the others are reported beside it. pot |
   # spot | dspot (streaming, drift-aware) | percentile | tail_p | fixed: see
   # tsad_jax/thresholds/__init__.py.
-  config.threshold.methods = "pot,percentile"
+  config.threshold.methods = "dspot,pot"
   # val: the held-out validation tail of the training series (never trained on);
   # train: the whole training series (in-sample). Scores the thresholds and the
   # causal feature scaling are fitted on.

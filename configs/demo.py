@@ -16,6 +16,6 @@ def get_config():
   config.data.entity = "synthetic"
   config.data.window = 50
   config.train.max_epochs = 20
-  config.threshold.methods = "pot,spot,percentile"
+  config.threshold.methods = "dspot,pot,spot,percentile"  # the default's alarms, and others beside
   config.train.batch_size = 128
   return config

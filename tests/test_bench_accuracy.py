@@ -117,7 +117,7 @@ def _tiny_job(wanted: dict):
 
 
 def test_a_scoring_change_rescores_the_finished_run_instead_of_retraining(tmp_path, monkeypatch):
-  wanted = {"eval.smoothing": "none", "model.hidden_size": 8}  # not the default
+  wanted = {"eval.smoothing": "ewma", "model.hidden_size": 8}  # not the default
   monkeypatch.setattr(accuracy, "job_config", _tiny_job(wanted))
   flags.FLAGS.mark_as_parsed()
   with flagsaver.flagsaver(workdir=str(tmp_path), report_only=False):
@@ -129,7 +129,7 @@ def test_a_scoring_change_rescores_the_finished_run_instead_of_retraining(tmp_pa
     assert list(run_dir.parent.iterdir()) == [run_dir]  # nothing retrained
     summary = summaries.load_summary(rescored)
     assert summary["training"] == summaries.load_summary(run_dir)["training"]
-    assert runs.load_config(run_dir).eval.smoothing == "none"
+    assert runs.load_config(run_dir).eval.smoothing == "ewma"
     assert runs.load_config(rescored).eval.smoothing == "gaussian"
     assert accuracy.job_result("tiny", "synthetic", [rescored]).summaries["synthetic"] == summary
     wanted["model.hidden_size"] = 12
@@ -180,8 +180,8 @@ def test_a_sweep_job_stands_for_its_best_run_and_is_rescored_like_one(tmp_path, 
     assert run_dir == pathlib.Path(best["run_dir"]) and (run_dir / "summary.json").is_file()
     losses = [row["value"] for row in csv.DictReader((folder / "results.csv").open())]
     assert len(losses) == 2 and best["value"] == min(float(v) for v in losses)
-    spec.overrides["eval.smoothing"] = "none"  # a scoring-only change
+    spec.overrides["eval.smoothing"] = "ewma"  # a scoring-only change
     rescored = accuracy.run_job("tiny_swept", "synthetic")
-    assert rescored == run_dir / "evaluations" / "best+eval.smoothing=none"
-    assert runs.load_config(rescored).eval.smoothing == "none"
+    assert rescored == run_dir / "evaluations" / "best+eval.smoothing=ewma"
+    assert runs.load_config(rescored).eval.smoothing == "ewma"
     assert len(list(run_dir.parent.iterdir())) == 2  # the two trials, nothing retrained
