@@ -96,15 +96,16 @@ def get_config(model: str = "lstm_ae") -> ml_collections.ConfigDict:
   # and IQR of the calibration scores (train: causal, from training data only) or of
   # the test series itself (test: transductive) or not at all (none), then summed
   # as they are (sum) or as -log tail probabilities (tail_p).
-  # The defaults (no smoothing, IQR floor 0.01, tail_p, DSPOT q=0.05 at level 0.9,
-  # depth 10) were chosen on anomalies injected into held-out training data, never
-  # test data: python -m bench.alarm_defaults, docs/alarm_defaults.md.
-  config.eval.smoothing = "none"
+  # The defaults (one-sided Gaussian smoothing of width 2, IQR floor 1.0, sum, DSPOT
+  # q=0.01 at level 0.95 with depth 100) were chosen on anomalies injected into
+  # held-out training data, never test data: python -m bench.alarm_defaults,
+  # docs/alarm_defaults.md.
+  config.eval.smoothing = "gaussian"
   config.eval.smoothing_alpha = 0.3  # ewma: weight of the newest row
-  config.eval.smoothing_sigma = 5.0  # gaussian: width in rows of the one-sided kernel
+  config.eval.smoothing_sigma = 2.0  # gaussian: width in rows of the one-sided kernel
   config.eval.feature_scaling = "train"
-  config.eval.scaling_floor = 0.01  # smallest IQR used, as a fraction of the mean IQR
-  config.eval.aggregation = "tail_p"
+  config.eval.scaling_floor = 1.0  # smallest IQR used, as a fraction of the mean IQR
+  config.eval.aggregation = "sum"
   config.eval.vus_window = 100  # sliding window of VUS-PR / VUS-ROC (TSB-AD's default)
   config.eval.baselines = "zscore,pca"
   config.eval.pca_variance = 0.95
@@ -120,9 +121,9 @@ def get_config(model: str = "lstm_ae") -> ml_collections.ConfigDict:
   # train: the whole training series (in-sample). Scores the thresholds and the
   # causal feature scaling are fitted on.
   config.threshold.calibration = "val"
-  config.threshold.pot_q = 0.05
-  config.threshold.pot_level = 0.9
-  config.threshold.dspot_depth = 10  # dspot: past non-alarm scores in the local mean
+  config.threshold.pot_q = 0.01
+  config.threshold.pot_level = 0.95
+  config.threshold.dspot_depth = 100  # dspot: past non-alarm scores in the local mean
   config.threshold.anomaly_ratio = 5.0  # percent of calibration points above the threshold
   config.threshold.tail_probability = 1e-6  # tail_p: alarm below this joint tail probability
   config.threshold.fixed_value = 0.0

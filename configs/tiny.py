@@ -26,4 +26,5 @@ def get_config(dataset: str = "synthetic"):
   config.eval.vus_window = 10
   config.threshold.methods = "pot,spot,percentile"
   config.threshold.pot_level = 0.9
+  config.threshold.dspot_depth = 10  # its 200-row calibration tail holds no deeper history
   return config

@@ -33,6 +33,7 @@ def _csv_config(root, test_file):
   config.data.csv.train_file, config.data.csv.test_file = "train.csv", test_file
   config.data.csv.timestamp_column, config.data.csv.label_column = "time", "label"
   config.eval.smoothing, config.eval.smoothing_alpha = "ewma", 0.2
+  config.eval.aggregation, config.eval.scaling_floor = "tail_p", 0.01
   config.threshold.methods = "dspot,spot,pot,percentile"
   return config
 
@@ -75,7 +76,7 @@ def test_thresholds_are_fitted_on_the_held_out_tail_scored_in_eval_mode(csv_run)
   tail = len(alarms.calibration_rows((len(raw),), config))
   assert tail == 200  # tiny: 800 training rows, data.val_fraction 0.25
   smoothed = smoothing.smooth("ewma", raw, alpha=0.2)
-  assert config.eval.aggregation == "tail_p"  # the default: per-feature -log tail probability
+  assert config.eval.aggregation == "tail_p"  # per-feature -log tail probabilities, summed
   stats = feature_scaling.robust_stats(smoothed[-tail:], floor=config.eval.scaling_floor)
   scaled = feature_scaling.scale(smoothed[-tail:], stats)
   calib_totals = feature_scaling.tail_log_probabilities(scaled).sum(axis=1)

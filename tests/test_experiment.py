@@ -49,8 +49,8 @@ def test_run_writes_every_artifact_and_evaluate_reproduces_it(tmp_path):
 
   # Re-scoring with another threshold setting moves the thresholds, not the scores.
   other, other_dir = experiment.evaluate_run(
-      run_dir, overrides=("threshold.pot_q=1e-2", "eval.plots=False"))
-  assert other_dir == run_dir / "evaluations" / "best+eval.plots=False+threshold.pot_q=1e-2"
+      run_dir, overrides=("threshold.pot_q=1e-3", "eval.plots=False"))
+  assert other_dir == run_dir / "evaluations" / "best+eval.plots=False+threshold.pot_q=1e-3"
   assert other["threshold_free"] == summary["threshold_free"]
   assert other["thresholds"]["pot"]["mean"]["threshold"] != (
       summary["thresholds"]["pot"]["mean"]["threshold"])
@@ -221,11 +221,11 @@ def test_short_real_smd_training_on_two_machines(tmp_path, data_root):
 
 def test_rescoring_overrides_name_the_changed_scoring_fields_only():
   saved, wanted = tiny.get_config(), tiny.get_config()
-  wanted.eval.feature_scaling, wanted.threshold.pot_q, wanted.run_id = "test", 1e-2, "other"
+  wanted.eval.feature_scaling, wanted.threshold.pot_q, wanted.run_id = "test", 1e-3, "other"
   overrides = runs.rescoring_overrides(saved, wanted)
-  assert overrides == ["eval.feature_scaling=test", "threshold.pot_q=0.01"]
+  assert overrides == ["eval.feature_scaling=test", "threshold.pot_q=0.001"]
   rescored = runs.rescoring_config(saved, overrides)
-  assert (rescored.eval.feature_scaling, rescored.threshold.pot_q) == ("test", 1e-2)
+  assert (rescored.eval.feature_scaling, rescored.threshold.pot_q) == ("test", 1e-3)
   assert runs.training_fields(saved) == runs.training_fields(wanted)
   wanted.model.hidden_size += 1
   assert runs.training_fields(saved) != runs.training_fields(wanted)

@@ -115,8 +115,9 @@ def test_detector_calibrates_on_its_held_out_tail_like_the_launchers(tmp_path):
   raw = detector.train_per_feature_
   assert len(detector.calibration_scores_) == 200  # tiny: data.val_fraction 0.25
 
-  def total(stats):
-    return feature_scaling.tail_log_probabilities(feature_scaling.scale(raw, stats)).sum(axis=1)
+  def total(stats):  # the default aggregation: the scaled scores summed
+    assert config.eval.aggregation == "sum"
+    return feature_scaling.scale(raw, stats).sum(axis=1)
 
   floor = config.eval.scaling_floor
   tail_stats = feature_scaling.robust_stats(raw[-200:], floor=floor)

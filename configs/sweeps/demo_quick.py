@@ -26,7 +26,7 @@ def get_config():
                              "test_length": 1000, "num_anomalies": 4}},
       "train": {"max_epochs": 3, "batch_size": 64, "progress_bar": False},
       "eval": {"baselines": "zscore", "plots": False, "vus_window": 20},
-      "threshold": {"methods": "pot"},
+      "threshold": {"methods": "pot", "pot_level": 0.9},  # its 200-row tail: 101 needed
   })
   sweep.grid = ml_collections.ConfigDict({
       "optim": {"learning_rate": (1e-3, 1e-2)},
