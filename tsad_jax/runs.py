@@ -7,6 +7,7 @@ run with `config.run_id` resumes it.
 """
 
 import datetime
+import functools
 import json
 import os
 import pathlib
@@ -142,17 +143,23 @@ def add_missing_fields(config: ml_collections.ConfigDict,
 RESCORING_SECTIONS = ("threshold", "eval")
 
 
+@functools.cache
+def _model_scoring_fields(model_name: str) -> tuple[str, ...]:
+  # Looked up once per model: callers ask for every field of a flattened config.
+  return tuple(models.get(model_name).SCORING_FIELDS)
+
+
 def rescoring_fields(model_name: str) -> list[str]:
   """What a saved run of `model_name` may be re-scored with other values of."""
   return [f"{section}.*" for section in RESCORING_SECTIONS] + [
-      f"model.{name}" for name in models.get(model_name).SCORING_FIELDS]
+      f"model.{name}" for name in _model_scoring_fields(model_name)]
 
 
 def is_rescoring_field(field: str, model_name: str) -> bool:
   section, _, name = field.partition(".")
   if section in RESCORING_SECTIONS:
     return bool(name)
-  return section == "model" and name in models.get(model_name).SCORING_FIELDS
+  return section == "model" and name in _model_scoring_fields(model_name)
 
 
 def training_fields(config: ml_collections.ConfigDict) -> dict:
