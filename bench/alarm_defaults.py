@@ -22,10 +22,9 @@ configs/common.py takes. The alarm score is the point F1 of the alarms times
 the share of alarm events (runs of alarmed points) that lie mostly inside an
 injected anomaly: users act on alarm events, so a pipeline loses when it
 splits its alarms into many short false ones, or floods (one long event,
-mostly normal points). A second
-table shows how stable the default threshold is as the calibration part
-grows: the spread of the thresholds fitted on disjoint stretches of each
-training series' scores.
+mostly normal points). A second table shows how stable the default threshold
+is as the calibration part grows: the spread of the thresholds fitted on
+disjoint stretches of each training series' scores.
 """
 
 import dataclasses
