@@ -24,6 +24,7 @@ from tsad_jax import config_names
 from tsad_jax import distributed
 from tsad_jax import experiment
 from tsad_jax import fleet
+from tsad_jax import optim as optim_lib
 from tsad_jax import run_setup
 from tsad_jax import scoring
 from tsad_jax import train
@@ -140,19 +141,24 @@ def _full_run(config_name: str, entity: str) -> dict:
 
 
 def _train_rate(config_name: str, entity: str, steps: int) -> dict:
+  """The training loop's step (`train.make_member_step`) on one member, over every device."""
   setup = run_setup.build(_config(config_name, entity))
   config, prepared = setup.config, setup.prepared
-  mesh = distributed.mesh()
-  state, step_fn = steps_lib.state_and_step(setup, mesh=mesh)
-  rep = distributed.replicated(mesh)
-  state = distributed.put(state, rep)
-  series, key = distributed.put((prepared.train, jax.random.PRNGKey(1)), rep)
-  batches = [distributed.put(starts, distributed.batch_sharded(mesh))
+  mesh = distributed.member_mesh(1)
+  state, _ = steps_lib.state_and_step(setup)
+  tx = optim_lib.make_optimizer(config.optim, steps_per_epoch=1, total_steps=1)
+  step_fn = train.make_member_step(setup.model_lib, setup.model, tx, window=config.data.window,
+                                   mesh=mesh)
+  rep, along = distributed.replicated(mesh), distributed.member_sharded(mesh)
+  states = distributed.put(train.stack_trees([state]), along)
+  series = distributed.put(prepared.train[None], along)
+  key, active = distributed.put((jax.random.PRNGKey(1), np.ones(1, bool)), rep)
+  batches = [distributed.put(starts[None], distributed.member_batch_sharded(mesh))
              for starts in steps_lib.batches(setup, steps + 2, config.train.batch_size)]
-  holder = {"state": state}
+  holder = {"states": states}
 
   def train_step(starts):
-    holder["state"], loss = step_fn(holder["state"], series, starts, key)
+    holder["states"], loss = step_fn(holder["states"], series, starts, key, active)
     loss.block_until_ready()
 
   return {"samples_per_second":

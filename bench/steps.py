@@ -16,14 +16,14 @@ def batches(setup: run_setup.Setup, count: int, batch: int, seed: int = 0) -> li
   return [starts[order[i % len(order)]] for i in range(count)]
 
 
-def state_and_step(setup: run_setup.Setup, *, params=None, mesh=None):
+def state_and_step(setup: run_setup.Setup, *, params=None):
   """(train state from `params`, or a seed-0 init; the jitted library train step)."""
   config = setup.config
   state, tx = train.create_train_state(config, setup.model, init_key=jax.random.PRNGKey(0),
                                        num_features=setup.prepared.num_features,
                                        steps_per_epoch=100, initial_params=params)
   return state, train.make_train_step(setup.model_lib, setup.model, tx,
-                                      window=config.data.window, mesh=mesh)
+                                      window=config.data.window)
 
 
 def seconds_per_item(fn, items, warmup: int = 2) -> float:

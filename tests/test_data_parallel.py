@@ -20,7 +20,7 @@ from tsad_jax import train
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TIMEOUT = 240
 # Trains configs/tiny.py (2 epochs) with train.fit and prints, as JSON, its losses and the
-# layout of every batch the step received (devices, shards here, rows a shard); then, on
+# layout of every batch the step received (devices, shards here, batch rows a shard); then, on
 # several devices, asks for a batch size they cannot split.
 FIT = """
 import json, pathlib, sys
@@ -31,17 +31,17 @@ from tsad_jax import run_setup, train
 config = tiny.get_config()
 setup = run_setup.build(config)
 batches = []
-make_train_step = train.make_train_step
+make_member_step = train.make_member_step
 
 def recording(*args, **kwargs):
-  step = make_train_step(*args, **kwargs)
-  def wrapped(state, series, starts, key):
+  step = make_member_step(*args, **kwargs)
+  def wrapped(states, series, starts, key, active):
     batches.append([len(starts.sharding.device_set), len(starts.addressable_shards),
-                    starts.addressable_shards[0].data.shape[0]])
-    return step(state, series, starts, key)
+                    starts.addressable_shards[0].data.shape[-1]])
+    return step(states, series, starts, key, active)
   return wrapped
 
-train.make_train_step = recording
+train.make_member_step = recording
 fit = lambda folder: train.fit(config, setup.prepared, pathlib.Path(sys.argv[1]) / folder,
                                model_lib=setup.model_lib, model=setup.model)
 history, layouts = fit("run").history, list(batches)

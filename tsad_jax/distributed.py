@@ -1,4 +1,5 @@
-"""Data parallelism: one mesh over every device, batches split along its "data" axis.
+"""Device meshes: batches split along a "data" axis, the members of a fleet or sweep along a
+"members" axis.
 
 In one process the mesh holds the local devices. After `initialize`,
 `jax.devices()` lists the devices of every process: every process runs the
@@ -14,11 +15,33 @@ from jax.sharding import PartitionSpec
 import numpy as np
 
 AXIS = "data"
+MEMBERS = "members"
 
 
 def mesh() -> Mesh:
   """A 1-D mesh named "data" over all devices, of every process."""
   return Mesh(np.array(jax.devices()), (AXIS,))
+
+
+def member_mesh(num_members: int) -> Mesh:
+  """A 2-D mesh ("members", "data") over all devices, of every process.
+
+  The members axis gets the largest divisor of the device count that is at
+  most `num_members`; the rest of the devices split each member's batches.
+  """
+  devices = np.array(jax.devices())
+  across = max(d for d in range(1, min(num_members, devices.size) + 1) if devices.size % d == 0)
+  return Mesh(devices.reshape(across, devices.size // across), (MEMBERS, AXIS))
+
+
+def member_sharded(mesh: Mesh) -> NamedSharding:
+  """The leading (member) axis split over the mesh's "members" axis: stacked states and series."""
+  return NamedSharding(mesh, PartitionSpec(MEMBERS))
+
+
+def member_batch_sharded(mesh: Mesh) -> NamedSharding:
+  """(members, batch) arrays: members as `member_sharded`, each one's batch over "data"."""
+  return NamedSharding(mesh, PartitionSpec(MEMBERS, AXIS))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
@@ -50,7 +73,7 @@ def put(tree, sharding: NamedSharding):
 
 def local(tree):
   """This process's copy of fully replicated global arrays, for work done by one process."""
-  return jax.tree.map(lambda x: x.addressable_data(0), tree)
+  return jax.tree.map(lambda x: x.addressable_data(0) if isinstance(x, jax.Array) else x, tree)
 
 
 def is_main_process() -> bool:

@@ -77,14 +77,16 @@ def make_optimizer(optim: ml_collections.ConfigDict, *, steps_per_epoch: int,
 
 
 def nonfinite_steps(opt_state) -> int:
-  """How many updates were skipped for non-finite gradients so far."""
-  return int(opt_state.total_notfinite)
+  """How many updates were skipped for non-finite gradients so far (the state of
+  `make_optimizer`, or of a transformation that holds it)."""
+  return int(optax.tree_utils.tree_get(opt_state, "total_notfinite"))
 
 
 def check_not_diverged(opt_state, optim: ml_collections.ConfigDict) -> None:
   """Raises when the last `max_consecutive_nonfinite` steps all had non-finite gradients."""
-  if int(opt_state.notfinite_count) >= optim.max_consecutive_nonfinite:
+  in_a_row = int(optax.tree_utils.tree_get(opt_state, "notfinite_count"))
+  if in_a_row >= optim.max_consecutive_nonfinite:
     raise FloatingPointError(
-        f"Training diverged: {int(opt_state.notfinite_count)} steps in a row had NaN or inf "
+        f"Training diverged: {in_a_row} steps in a row had NaN or inf "
         "gradients. Lower --config.optim.learning_rate or set --config.optim.grad_clip_norm; "
         "the run's checkpoints before this point are kept.")

@@ -52,7 +52,6 @@ ordinary run. The full stage always trains trial by trial.
 
 from collections.abc import Callable
 import csv
-import functools
 import hashlib
 import itertools
 import json
@@ -61,10 +60,8 @@ import pathlib
 from typing import Any
 from typing import NamedTuple
 
-import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
 
 from tsad_jax import config_names
@@ -300,90 +297,35 @@ def vmap_groups(configs: list[ml_collections.ConfigDict]) -> list[list[int]]:
   return list(groups.values())
 
 
-def _mean_losses(loss_fn, params, series, starts: np.ndarray, key, batch_size: int) -> np.ndarray:
-  """`train.mean_loss` of stacked parameters: one mean per trial."""
-  total = 0.0
-  for begin in range(0, len(starts), batch_size):
-    batch = starts[begin:begin + batch_size]
-    losses = loss_fn(params, series, jnp.asarray(np.resize(batch, batch_size)), key)
-    total = total + np.asarray(jnp.sum(losses[:, :len(batch)], axis=1), np.float64)
-  return total / len(starts)
-
-
-def early_stopped(history: list[dict], patience: int) -> list[dict]:
-  """The epochs `train.fit`'s early stopping would have run, of a longer history."""
-  best, bad = math.inf, 0
-  for i, record in enumerate(history):
-    if math.isfinite(record["val_loss"]) and record["val_loss"] < best:
-      best, bad = record["val_loss"], 0
-    else:
-      bad += 1
-    if patience > 0 and bad >= patience:
-      return history[:i + 1]
-  return history
-
-
 def train_together(configs: list[ml_collections.ConfigDict]) -> list[list[dict]]:
-  """Trains configs that differ only in VMAP_FIELDS in one vmapped program.
+  """Trains configs that differ only in VMAP_FIELDS as the members of one training loop.
 
-  Follows `train.fit` step for step (initial parameters, batch order and rng
-  from the shared seed) without checkpoints; the validation losses match
-  training each config alone within float rounding.
+  Each trial is the run `train.fit` makes of its config (initial parameters,
+  batch order, rng and early stopping from the shared seed), without
+  checkpoints; the validation losses match training each config alone within
+  float rounding.
 
   Returns:
     Per config, one record per epoch ("epoch", "step", "train_loss",
-    "val_loss"), cut where fit's early stopping would have stopped.
+    "val_loss", ...), the last one with "diverged" if it diverged.
   """
   if len({group_key(c) for c in configs}) != 1:
     raise ValueError(f"train_together: the configs differ in more than {', '.join(VMAP_FIELDS)}.")
-  config = configs[0]
-  setup = run_setup.build(config)
-  prepared, window, batch_size = setup.prepared, config.data.window, config.train.batch_size
+  setup = run_setup.build(configs[0])
+  prepared = setup.prepared
   if not len(prepared.val_starts):
     raise ValueError("train_together needs validation windows (config.data.val_fraction > 0).")
-  num_windows = len(prepared.train_starts)
-  steps_per_epoch = math.ceil(num_windows / batch_size)
-  total_steps = config.train.max_epochs * steps_per_epoch
-  init_key, loop_key = jax.random.split(jax.random.PRNGKey(config.seed))
-  eval_key = jax.random.fold_in(init_key, 1)
-  state, _ = train.create_train_state(config, setup.model, init_key=init_key,
-                                      num_features=prepared.num_features,
-                                      steps_per_epoch=steps_per_epoch)
-  tx = stacked_optimizer(config.optim, steps_per_epoch=steps_per_epoch, total_steps=total_steps)
-  opt_state = tx.init(state.params)
-  states = []
-  for c in configs:
-    scalars = {"learning_rate": c.optim.learning_rate, "grad_clip_norm": c.optim.grad_clip_norm,
-               "l2": c.optim.l2}
-    hyperparams = {k: jnp.asarray(v, opt_state.hyperparams[k].dtype) for k, v in scalars.items()}
-    states.append(state.replace(opt_state=opt_state._replace(hyperparams=hyperparams)))
-  state = train.stack_trees(states)
-
-  step_fn = train.make_train_step(setup.model_lib, setup.model, tx, window=window)
-  step_fn = jax.jit(jax.vmap(step_fn, in_axes=(0, None, None, None)), donate_argnums=0)
-  loss_fn = jax.jit(jax.vmap(functools.partial(
-      train._window_losses, model=setup.model, model_lib=setup.model_lib, window=window),
-      in_axes=(0, None, None, None)))
-  series = jnp.asarray(prepared.train)
-  histories: list[list[dict]] = [[] for _ in configs]
-  for epoch in range(config.train.max_epochs):
-    order = train.epoch_order(config.seed, epoch, num_windows, batch_size)
-    epoch_loss = jnp.zeros((len(configs),))
-    for index in range(steps_per_epoch):
-      state, loss = step_fn(state, series, jnp.asarray(prepared.train_starts[order[index]]),
-                            loop_key)
-      epoch_loss = epoch_loss + loss
-    val = _mean_losses(loss_fn, state.params, series, prepared.val_starts, eval_key, batch_size)
-    train_loss = np.asarray(epoch_loss, np.float64) / steps_per_epoch
-    for history, t, v in zip(histories, train_loss, val, strict=True):
-      history.append({"epoch": epoch + 1, "step": (epoch + 1) * steps_per_epoch,
-                      "train_loss": float(t), "val_loss": float(v)})
-  return [early_stopped(h, config.train.patience) for h in histories]
+  members = [train.Member(f"trial {i}", prepared.train, prepared.train_starts,
+                          prepared.val_starts, optim=c.optim) for i, c in enumerate(configs)]
+  results = train.fit_members(configs[0], members, model_lib=setup.model_lib, model=setup.model,
+                              optimizer=stacked_optimizer)
+  return [r.history for r in results]
 
 
 def best_val_loss(history: list[dict]) -> float:
+  """The best finite validation loss; NaN when the trial diverged (as a run's diverged.txt)."""
   finite = [h["val_loss"] for h in history if math.isfinite(h["val_loss"])]
-  return min(finite) if finite else float("nan")
+  return min(finite) if finite and "diverged" not in history[-1] else float("nan")
 
 
 # Running a sweep.

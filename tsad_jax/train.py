@@ -1,16 +1,19 @@
-"""The one training loop every model shares.
+"""The one training loop: a single run, the members of a fleet and the trials of a sweep.
 
-Randomness comes from `config.seed` only: it is split once into an init key
-and a loop key, and step k draws `fold_in(loop_key, k)`; epoch e visits the
-training windows in the order of a numpy generator seeded with (seed, e). So a
-run resumed from a checkpoint draws exactly what an uninterrupted run draws.
+Every training is `fit_members` over a member axis; a single run is a member
+of one (`fit`). Randomness comes from `config.seed` only: it is split once
+into an init key and a loop key, and step k draws `fold_in(loop_key, k)`;
+epoch e visits a member's training windows in the order of a numpy generator
+seeded with (seed, e). So a run resumed from a checkpoint draws exactly what
+an uninterrupted run draws.
 
-Data parallel: each step splits its batch of window starts over every device
-(`distributed.mesh()`, of every process after `distributed.initialize`);
-parameters, optimizer state and the series are replicated. The same program
-runs on 1 or N devices and, up to the order of float sums, computes the same.
+Devices: members are split over the first axis of a 2-D mesh and each
+member's batch of window starts over the second (`distributed.member_mesh`,
+over every process after `distributed.initialize`). The same program runs on
+1 or N devices and, up to the order of float sums, computes the same.
 """
 
+import dataclasses
 import functools
 import json
 import math
@@ -56,6 +59,7 @@ class FitResult(NamedTuple):
   nonfinite_steps: int
   seconds: float
   finished: bool  # False when interrupted by `stop_after_steps`
+  error: str = ""  # why training stopped short: the divergence message
 
 
 def init_params(model, *, key: jax.Array, window: int, num_features: int):
@@ -117,25 +121,10 @@ def step_function(model_lib, model, tx, *, window: int, compute_dtype: str = "fl
                            compute_dtype=COMPUTE_DTYPES[compute_dtype])
 
 
-def make_train_step(model_lib, model, tx, *, window: int, mesh=None,
-                    compute_dtype: str = "float32"):
-  """The jitted `step_function`; donates `state`.
-
-  With `mesh`, `starts` is split over its devices and the rest replicated
-  (`data_parallel`); without, a plain jit, for callers that vmap it.
-  """
-  step = step_function(model_lib, model, tx, window=window, compute_dtype=compute_dtype)
-  if mesh is None:
-    return jax.jit(step, donate_argnums=0)
-  return data_parallel(step, mesh, donate_argnums=0)
-
-
-def data_parallel(fn, mesh, **jit_kwargs):
-  """`fn(state_or_params, series, starts, key)` jitted with `starts` split over `mesh`'s
-  devices, everything else (outputs too) replicated."""
-  rep = distributed.replicated(mesh)
-  return jax.jit(fn, in_shardings=(rep, rep, distributed.batch_sharded(mesh), rep),
-                 out_shardings=rep, **jit_kwargs)
+def make_train_step(model_lib, model, tx, *, window: int, compute_dtype: str = "float32"):
+  """The jitted `step_function` of one state, for benchmarks and checks; donates `state`."""
+  return jax.jit(step_function(model_lib, model, tx, window=window, compute_dtype=compute_dtype),
+                 donate_argnums=0)
 
 
 def _window_losses(params, series, starts, key, *, model, model_lib, window):
@@ -152,22 +141,52 @@ def epoch_order(seed: int, epoch: int, num_windows: int, batch_size: int) -> np.
   return np.resize(order, steps * batch_size).reshape(steps, batch_size)
 
 
-def mean_loss(loss_fn, params, series, starts: np.ndarray, key, batch_size: int, *,
-              put_batch=jnp.asarray) -> float:
-  """Mean per-window loss over `starts`, in fixed-size batches placed by `put_batch`."""
-  total, count = 0.0, len(starts)
-  for begin in range(0, count, batch_size):
-    batch = starts[begin:begin + batch_size]
-    padded = np.resize(batch, batch_size)
-    losses = loss_fn(params, series, put_batch(padded), key)
-    total += float(jnp.sum(losses[:len(batch)]))
-  return total / count
+@dataclasses.dataclass(frozen=True)
+class Member:
+  """One model the training loop trains: its data, and where it saves.
+
+  `run_dir` receives its checkpoints (`<run_dir>/checkpoints/<step>/`) and
+  per-epoch metrics (`<run_dir>/metrics.json`), and is where it resumes from;
+  None keeps nothing. `optim` is its optimizer section (default `config.optim`):
+  members may differ only in what their optimizer keeps in its state.
+  """
+
+  name: str
+  series: np.ndarray  # the normalised training series, (T, D)
+  train_starts: np.ndarray
+  val_starts: np.ndarray
+  run_dir: pathlib.Path | None = None
+  optim: ml_collections.ConfigDict | None = None
+
+
+@dataclasses.dataclass
+class _Progress:
+  """A member's progress through the loop."""
+
+  member: Member
+  steps_per_epoch: int
+  total_steps: int
+  manager: Any
+  state: TrainState | None  # until stacked with the others'
+  stopping: EarlyStopping
+  epoch_loss: float = 0.0  # the loss summed over the current epoch's steps so far
+  history: list[dict] = dataclasses.field(default_factory=list)
+  step: int = 0
+  order: np.ndarray | None = None
+  epoch_start: float = 0.0
+  error: str = ""  # why training stopped short (divergence)
+
+  @property
+  def active(self) -> bool:
+    return self.step < self.total_steps and not bool(self.stopping.stopped) and not self.error
 
 
 def fit(config: ml_collections.ConfigDict, prepared: Prepared, run_dir: pathlib.Path, *,
         model_lib, model, stop_after_steps: int | None = None,
         initial_params=None) -> FitResult:
   """Trains `model` on `prepared.train`, resuming from the run's latest checkpoint.
+
+  A member of one for `fit_members`; a divergence raises FloatingPointError.
 
   Args:
     config: the run's config (`seed`, `train`, `optim`, `data.window`).
@@ -181,109 +200,264 @@ def fit(config: ml_collections.ConfigDict, prepared: Prepared, run_dir: pathlib.
     initial_params: parameters to start from instead of a fresh init (a
       converted checkpoint); with `config.train.max_epochs` 0 they are saved
       and returned untrained.
+  """
+  member = Member(config.data.entity or config.data.dataset, prepared.train,
+                  prepared.train_starts, prepared.val_starts, run_dir)
+  (result,) = fit_members(config, [member], model_lib=model_lib, model=model,
+                          stop_after_steps=stop_after_steps, initial_params=initial_params)
+  if result.error:
+    raise FloatingPointError(result.error)
+  return result
+
+
+def fit_members(config: ml_collections.ConfigDict, members: list[Member], *, model_lib, model,
+                initial_params=None, optimizer=optim_lib.make_optimizer,
+                stop_after_steps: int | None = None) -> list[FitResult]:
+  """The training loop: every member trained at once by one jitted, vmapped step.
+
+  Each member is the run `fit` makes of its data alone with the same config
+  and seed: the same initial parameters, batches, random draws, validation and
+  early stopping. Members with more windows take more steps an epoch (the
+  schedule reads each member's epoch length from its optimizer state); a
+  member whose training has ended keeps its state while the others step on.
+
+  The devices form a 2-D mesh (`distributed.member_mesh`): members are split
+  over its first axis, each member's batches over its second. Several
+  processes (`distributed.initialize`) train one member together.
+
+  Args:
+    config: the shared config (`seed`, `train`, `optim`, `data.window`).
+    members: what to train.
+    model_lib: the model file; model: the linen module it built.
+    initial_params: every member's starting parameters (default: a fresh init).
+    optimizer: `(optim, *, steps_per_epoch, total_steps) -> optax transformation`,
+      called with each member's `optim` for its state; one update function
+      serves every member.
+    stop_after_steps: save and return after this many steps, as a preempted
+      job would.
 
   Returns:
-    A FitResult.
+    One FitResult per member.
   """
-  train_cfg, window = config.train, config.data.window
-  batch_size = train_cfg.batch_size
+  train_cfg, window, batch_size = config.train, config.data.window, config.train.batch_size
   if batch_size < 1 or train_cfg.max_epochs < (0 if initial_params is not None else 1):
     raise ValueError("config.train.batch_size and config.train.max_epochs must be >= 1 "
                      "(max_epochs may be 0 when starting from config.init.torch_checkpoint).")
-  mesh = distributed.mesh()
-  if batch_size % mesh.size:
+  if len(members) > 1 and jax.process_count() > 1:
+    raise ValueError("Several processes train one model together; run fleets and sweeps in "
+                     "one process each (a fleet per host, each with its own data.entities).")
+  mesh = distributed.member_mesh(len(members))
+  per_member = mesh.shape[distributed.AXIS]
+  if batch_size % per_member:
     raise ValueError(f"config.train.batch_size={batch_size} must be a multiple of the number of "
-                     f"devices ({mesh.size}): each step splits its batch evenly over them.")
-  rep = distributed.replicated(mesh)
-  put_batch = functools.partial(distributed.put, sharding=distributed.batch_sharded(mesh))
-  main = distributed.is_main_process()
-  num_windows = len(prepared.train_starts)
-  steps_per_epoch = math.ceil(num_windows / batch_size)
-  total_steps = train_cfg.max_epochs * steps_per_epoch
-
+                     f"devices ({per_member}): each step splits its batch evenly over them.")
   init_key, loop_key = jax.random.split(jax.random.PRNGKey(config.seed))
   eval_key = jax.random.fold_in(init_key, 1)
-  state, tx = create_train_state(config, model, init_key=init_key,
-                                 num_features=prepared.num_features,
-                                 steps_per_epoch=steps_per_epoch, initial_params=initial_params)
-  state = distributed.put(state, rep)
-  stopping = distributed.put(initial_early_stopping(state.params), rep)
+  if initial_params is None:
+    initial_params = init_params(model, key=init_key, window=window,
+                                 num_features=members[0].series.shape[1])
+  rep = distributed.replicated(mesh)
+  along, split = distributed.member_sharded(mesh), distributed.member_batch_sharded(mesh)
+  tracks = [_open(config, m, initial_params, optimizer, rep) for m in members]
+  _align(tracks, rep)
+  # Idle copies of member 0 fill the member axis up to a multiple of its size.
+  slots = math.ceil(len(tracks) / mesh.shape[distributed.MEMBERS]) * mesh.shape[
+      distributed.MEMBERS]
+  filled = tracks + [tracks[0]] * (slots - len(tracks))
+  longest = max(len(t.member.series) for t in tracks)
+  series = distributed.put(np.stack([
+      np.pad(t.member.series, ((0, longest - len(t.member.series)), (0, 0))) for t in filled]),
+      along)
+  states = distributed.put(stack_trees([t.state for t in filled]), along)
+  for t in tracks:
+    t.state = None  # the stacked copy is the live one
+  tx = optimizer(config.optim, steps_per_epoch=1, total_steps=1)  # the lengths live in the state
+  step_fn = make_member_step(model_lib, model, tx, window=window, mesh=mesh,
+                             compute_dtype=train_cfg.compute_dtype)
+  loss_fn = jax.jit(jax.vmap(functools.partial(
+      _window_losses, model=model, model_lib=model_lib, window=window),
+      in_axes=(0, 0, 0, None)), in_shardings=(along, along, split, rep), out_shardings=rep)
+  pick = jax.jit(lambda tree, i: jax.tree.map(lambda x: x[i], tree), out_shardings=rep)
+  take = lambda tree, i: pick(tree, int(i))  # one member's part, replicated
+  loop_key, eval_key = distributed.put((loop_key, eval_key), rep)
+  main = distributed.is_main_process()
 
-  mngr = checkpoints.manager(run_dir, max_to_keep=train_cfg.keep_checkpoints)
-  history_path = run_dir / "metrics.json"
-  history: list[dict[str, float]] = []
-  if mngr.latest_step() is not None:
-    restored = checkpoints.restore(mngr, {"state": state, "early_stopping": stopping})
-    state, stopping = restored["state"], restored["early_stopping"]
-    done_epochs = int(state.step) // steps_per_epoch
-    history = json.loads(history_path.read_text())[:done_epochs] if history_path.exists() else []
-
-  step_fn = make_train_step(model_lib, model, tx, window=window, mesh=mesh,
-                            compute_dtype=train_cfg.compute_dtype)
-  loss_fn = data_parallel(functools.partial(
-      _window_losses, model=model, model_lib=model_lib, window=window), mesh)
-  series, loop_key, eval_key, zero = distributed.put(
-      (prepared.train, loop_key, eval_key, np.zeros((), np.float32)), rep)
-  train_starts = prepared.train_starts
-
-  def save(step):
-    if mngr.latest_step() == step:
+  def save(i: int) -> None:
+    t = tracks[i]
+    if t.manager is None or t.manager.latest_step() == t.step:
       return
-    checkpoints.save(mngr, step, {"state": state, "early_stopping": stopping})  # every process
+    checkpoints.save(t.manager, t.step, {"state": take(states, i), "early_stopping": t.stopping,
+                                         "epoch_loss": np.float32(t.epoch_loss)})
     if main:
-      history_path.write_text(json.dumps(history, indent=1))
+      _write_history(t)
 
-  step = int(state.step)
-  stopped = bool(stopping.stopped)
-  bar = tqdm.tqdm(total=total_steps, initial=step, desc="train", unit="step",
-                  disable=not train_cfg.progress_bar or not main)
-  epoch_loss, epoch_start = zero, time.perf_counter()
-  order = None
-  while step < total_steps and not stopped:
-    epoch, index = divmod(step, steps_per_epoch)
-    if order is None or index == 0:
-      order = epoch_order(config.seed, epoch, num_windows, batch_size)
-      if index == 0:
-        epoch_loss, epoch_start = zero, time.perf_counter()
-    starts = put_batch(train_starts[order[index]])
-    state, loss = step_fn(state, series, starts, loop_key)
-    epoch_loss = epoch_loss + loss
+  def end_epoch(i: int, val_loss: float) -> None:
+    t = tracks[i]
+    record = {"epoch": t.step // t.steps_per_epoch, "step": t.step,
+              "train_loss": t.epoch_loss / t.steps_per_epoch}
+    t.epoch_loss = 0.0
+    if len(t.member.val_starts):
+      record["val_loss"] = val_loss
+      t.stopping = distributed.put(update_early_stopping(
+          t.stopping, take(states.params, i), val_loss, record["epoch"],
+          patience=train_cfg.patience), rep)
+    opt_state = take(states.opt_state, i)
+    record["nonfinite_steps"] = optim_lib.nonfinite_steps(opt_state)
+    try:
+      optim_lib.check_not_diverged(opt_state, config.optim)
+    except FloatingPointError as error:
+      t.error = record["diverged"] = str(error)
+    record["seconds"] = time.perf_counter() - t.epoch_start
+    t.history.append(record)
+    if main and t.member.run_dir is not None:
+      _write_history(t)
+
+  step = min((t.step for t in tracks if t.active), default=0)
+  bar = tqdm.tqdm(total=max(t.total_steps for t in tracks), initial=step, desc="train",
+                  unit="step", disable=not train_cfg.progress_bar or not main)
+  # Summed on the device, read back only at epoch ends and saves (float32, as saved).
+  epoch_losses = distributed.put(np.array([t.epoch_loss for t in filled], np.float32), rep)
+  while any(t.active for t in tracks):
+    active = np.array([t.active for t in filled]) & (np.arange(slots) < len(tracks))
+    # A new array every step: on CPU the device array may alias this memory while the
+    # step, dispatched asynchronously, still reads it.
+    starts = np.zeros((slots, batch_size), np.int32)
+    for i in np.flatnonzero(active):
+      t = tracks[i]
+      epoch, index = divmod(step, t.steps_per_epoch)
+      if t.order is None or index == 0:
+        t.order = epoch_order(config.seed, epoch, len(t.member.train_starts), batch_size)
+        if index == 0 or not t.epoch_start:
+          t.epoch_start = time.perf_counter()
+      starts[i] = t.member.train_starts[t.order[index]]
+    states, losses = step_fn(states, series, distributed.put(starts, split), loop_key,
+                             distributed.put(active, rep))
+    epoch_losses = epoch_losses + losses
     step += 1
     bar.update(1)
+    for i in np.flatnonzero(active):
+      tracks[i].step = step
     if step % train_cfg.log_every == 0:
-      bar.set_postfix(loss=f"{float(loss):.4g}")
-
-    if step % steps_per_epoch == 0:
-      record = {"epoch": epoch + 1, "step": step,
-                "train_loss": float(epoch_loss) / steps_per_epoch}
-      if len(prepared.val_starts):
-        val = mean_loss(loss_fn, state.params, series, prepared.val_starts, eval_key, batch_size,
-                        put_batch=put_batch)
-        record["val_loss"] = val
-        stopping = distributed.put(update_early_stopping(
-            stopping, state.params, val, epoch + 1, patience=train_cfg.patience), rep)
-        stopped = bool(stopping.stopped)
-      record["nonfinite_steps"] = optim_lib.nonfinite_steps(state.opt_state)
-      optim_lib.check_not_diverged(state.opt_state, config.optim)
-      record["seconds"] = time.perf_counter() - epoch_start
-      history.append(record)
-      if main:
-        history_path.write_text(json.dumps(history, indent=1))
-      bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k.endswith("loss")})
-    if step % train_cfg.checkpoint_every == 0 or step == total_steps or stopped:
-      save(step)
-    if stop_after_steps is not None and stop_after_steps <= step < total_steps:
-      save(step)
-      bar.close()
-      return FitResult(distributed.local(state.params), history, step,
-                       optim_lib.nonfinite_steps(state.opt_state),
-                       sum(h["seconds"] for h in history), finished=False)
+      bar.set_postfix(loss=f"{float(jnp.sum(losses)) / active.sum():.4g}")
+    ended = [i for i in np.flatnonzero(active) if step % tracks[i].steps_per_epoch == 0]
+    stopping_here = stop_after_steps is not None and step >= stop_after_steps
+    if ended or stopping_here or step % train_cfg.checkpoint_every == 0:
+      sums = np.asarray(epoch_losses)
+      for i in np.flatnonzero(active):
+        tracks[i].epoch_loss = float(sums[i])
+    if ended:
+      val = _val_losses(loss_fn, states.params, series, filled, eval_key, batch_size,
+                        put=functools.partial(distributed.put, sharding=split))
+      for i in ended:
+        end_epoch(i, float(val[i]))
+      epoch_losses = distributed.put(np.array([t.epoch_loss for t in filled], np.float32), rep)
+    for i in np.flatnonzero(active):
+      if not tracks[i].active or step % train_cfg.checkpoint_every == 0:
+        save(i)
+    if stopping_here and any(t.active for t in tracks):
+      break
   bar.close()
-  save(step)
-  best = stopping.best_params if len(prepared.val_starts) else state.params
-  return FitResult(distributed.local(best), history, step,
-                   optim_lib.nonfinite_steps(state.opt_state),
-                   sum(h["seconds"] for h in history), finished=True)
+  for i in range(len(tracks)):
+    save(i)
+  return [_result(t, take(states, i)) for i, t in enumerate(tracks)]
+
+
+def make_member_step(model_lib, model, tx, *, window: int, mesh, compute_dtype: str = "float32"):
+  """`(states, series, starts, loop_key, active) -> (states, losses)`, jitted on `mesh`.
+
+  `step_function` on every member at once (leading axis); members not `active`
+  keep their state. Donates `states`.
+  """
+  step = step_function(model_lib, model, tx, window=window, compute_dtype=compute_dtype)
+
+  def member_step(states, series, starts, loop_key, active):
+    stepped, loss = jax.vmap(step, in_axes=(0, 0, 0, None))(states, series, starts, loop_key)
+    keep = lambda new, old: jnp.where(active.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
+    return jax.tree.map(keep, stepped, states), jnp.where(active, loss, 0.0)
+
+  along, rep = distributed.member_sharded(mesh), distributed.replicated(mesh)
+  return jax.jit(member_step, donate_argnums=0,
+                 in_shardings=(along, along, distributed.member_batch_sharded(mesh), rep, rep),
+                 out_shardings=(along, rep))
+
+
+def _val_losses(loss_fn, params, series, tracks: list[_Progress], key, batch_size: int, *,
+                put) -> np.ndarray:
+  """Each member's mean per-window loss over its validation starts (NaN without any)."""
+  counts = np.array([len(t.member.val_starts) for t in tracks])
+  batches = math.ceil(max(counts.max(), 1) / batch_size)
+  starts = np.stack([np.resize(t.member.val_starts, batches * batch_size) if len(
+      t.member.val_starts) else np.zeros(batches * batch_size, np.int32) for t in tracks])
+  totals = np.zeros(len(tracks))
+  for b in range(batches):
+    cols = slice(b * batch_size, (b + 1) * batch_size)
+    losses = np.asarray(loss_fn(params, series, put(starts[:, cols]), key), np.float64)
+    counted = np.arange(b * batch_size, (b + 1) * batch_size)[None] < counts[:, None]
+    totals += np.where(counted, losses, 0.0).sum(axis=1)
+  with np.errstate(invalid="ignore", divide="ignore"):
+    return np.where(counts > 0, totals / np.maximum(counts, 1), np.nan)
+
+
+def _open(config, member: Member, params, optimizer, rep) -> _Progress:
+  """A member's fresh state, or the one its run folder's latest checkpoint holds."""
+  steps_per_epoch = math.ceil(len(member.train_starts) / config.train.batch_size)
+  total_steps = config.train.max_epochs * steps_per_epoch
+  params = jax.tree.map(jnp.asarray, params)
+  tx = optimizer(member.optim or config.optim, steps_per_epoch=steps_per_epoch,
+                 total_steps=max(total_steps, 1))
+  state = TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
+  manager = None
+  if member.run_dir is not None:
+    manager = checkpoints.manager(member.run_dir, max_to_keep=config.train.keep_checkpoints)
+  track = _Progress(member, steps_per_epoch, total_steps, manager, state,
+                    distributed.put(initial_early_stopping(params), rep))
+  if manager is not None and manager.latest_step() is not None:
+    _restore(track, manager.latest_step(), rep)
+  return track
+
+
+def _restore(track: _Progress, step: int, rep) -> None:
+  template = {**distributed.put({"state": track.state, "early_stopping": track.stopping}, rep),
+              "epoch_loss": np.zeros((), np.float32)}
+  restored = checkpoints.restore(track.manager, template, step=step)
+  track.state = distributed.local(restored["state"])
+  track.stopping = restored["early_stopping"]
+  track.epoch_loss = float(restored["epoch_loss"])
+  track.step = int(track.state.step)
+  history_path = track.member.run_dir / "metrics.json"
+  track.history = (json.loads(history_path.read_text())[:track.step // track.steps_per_epoch]
+                   if history_path.exists() else [])
+  track.error = track.history[-1].get("diverged", "") if track.history else ""
+  track.order = None
+
+
+def _align(tracks: list[_Progress], rep) -> None:
+  """On resume, brings the unfinished members to one step (a stop may fall between saves)."""
+  steps = {t.step for t in tracks if t.active}
+  if len(steps) < 2:
+    return
+  common = min(steps)
+  for t in tracks:
+    if t.active and t.step != common:
+      if common not in t.manager.all_steps():
+        raise ValueError(f"Cannot resume: {t.member.run_dir} has no checkpoint at step {common}, "
+                         "where the other members stopped. Start a new run.")
+      _restore(t, common, rep)
+
+
+def _write_history(track: _Progress) -> None:
+  path = track.member.run_dir / "metrics.json"
+  path.write_text(json.dumps(track.history, indent=1))
+
+
+def _result(track: _Progress, state: TrainState) -> FitResult:
+  has_val = len(track.member.val_starts) > 0
+  return FitResult(
+      params=distributed.local(track.stopping.best_params if has_val else state.params),
+      history=track.history, steps=track.step,
+      nonfinite_steps=optim_lib.nonfinite_steps(state.opt_state),
+      seconds=sum(h["seconds"] for h in track.history), finished=not track.active,
+      error=track.error)
 
 
 def initial_early_stopping(params) -> EarlyStopping:
