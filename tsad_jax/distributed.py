@@ -18,11 +18,6 @@ AXIS = "data"
 MEMBERS = "members"
 
 
-def mesh() -> Mesh:
-  """A 1-D mesh named "data" over all devices, of every process."""
-  return Mesh(np.array(jax.devices()), (AXIS,))
-
-
 def member_mesh(num_members: int) -> Mesh:
   """A 2-D mesh ("members", "data") over all devices, of every process.
 
@@ -47,11 +42,6 @@ def member_batch_sharded(mesh: Mesh) -> NamedSharding:
 def replicated(mesh: Mesh) -> NamedSharding:
   """A whole copy on every device of `mesh`: parameters, optimizer state, series, keys."""
   return NamedSharding(mesh, PartitionSpec())
-
-
-def batch_sharded(mesh: Mesh) -> NamedSharding:
-  """The leading axis split in equal blocks over the devices of `mesh`: batches."""
-  return NamedSharding(mesh, PartitionSpec(AXIS))
 
 
 def put(tree, sharding: NamedSharding):

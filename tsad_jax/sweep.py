@@ -37,8 +37,8 @@ trained together (below) whose recorded config differs train again.
 
 Trials trained together. In the quick stage, trials whose configs agree in
 every training field except VMAP_FIELDS (optim.learning_rate,
-optim.grad_clip_norm, optim.l2) train in one compiled program: the train step
-is vmapped over a stack of their states, and those three scalars sit in each
+optim.grad_clip_norm, optim.l2) train in one compiled program, as the members
+of the training loop (`train.fit_members`); those three scalars sit in each
 trial's optimizer state (optax.inject_hyperparams) instead of being compiled
 in. Their data, model shape, seed, batch size, schedule and epochs are shared.
 The validation losses equal those of training the trials one after another
