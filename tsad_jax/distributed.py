@@ -39,6 +39,11 @@ def member_batch_sharded(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, PartitionSpec(MEMBERS, AXIS))
 
 
+def batch_sharded(mesh: Mesh) -> NamedSharding:
+  """A batch every member shares, split over the mesh's "data" axis."""
+  return NamedSharding(mesh, PartitionSpec(AXIS))
+
+
 def replicated(mesh: Mesh) -> NamedSharding:
   """A whole copy on every device of `mesh`: parameters, optimizer state, series, keys."""
   return NamedSharding(mesh, PartitionSpec())
@@ -54,7 +59,8 @@ def put(tree, sharding: NamedSharding):
   """
   def one(x):
     if isinstance(x, jax.Array) and x.sharding.is_equivalent_to(sharding, x.ndim):
-      return x
+      # Relabelled, not copied: jit traces and compiles again for another, equivalent sharding.
+      return x if x.sharding == sharding else jax.device_put(x, sharding)
     x = np.asarray(x)
     return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
 

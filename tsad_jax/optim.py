@@ -76,15 +76,20 @@ def make_optimizer(optim: ml_collections.ConfigDict, *, steps_per_epoch: int,
   return optax.apply_if_finite(optax.chain(*parts), optim.max_consecutive_nonfinite)
 
 
+def nonfinite_counts(opt_state) -> tuple[jax.Array, jax.Array]:
+  """(updates skipped for non-finite gradients so far, of them in a row at the end), of
+  `make_optimizer`'s state or one that holds it; with a leading axis for stacked states."""
+  return tuple(optax.tree_utils.tree_get(opt_state, name)
+               for name in ("total_notfinite", "notfinite_count"))
+
+
 def nonfinite_steps(opt_state) -> int:
-  """How many updates were skipped for non-finite gradients so far (the state of
-  `make_optimizer`, or of a transformation that holds it)."""
-  return int(optax.tree_utils.tree_get(opt_state, "total_notfinite"))
+  """How many updates were skipped for non-finite gradients so far."""
+  return int(nonfinite_counts(opt_state)[0])
 
 
-def check_not_diverged(opt_state, optim: ml_collections.ConfigDict) -> None:
+def check_not_diverged(in_a_row: int, optim: ml_collections.ConfigDict) -> None:
   """Raises when the last `max_consecutive_nonfinite` steps all had non-finite gradients."""
-  in_a_row = int(optax.tree_utils.tree_get(opt_state, "notfinite_count"))
   if in_a_row >= optim.max_consecutive_nonfinite:
     raise FloatingPointError(
         f"Training diverged: {in_a_row} steps in a row had NaN or inf "

@@ -175,10 +175,11 @@ class _Progress:
   order: np.ndarray | None = None
   epoch_start: float = 0.0
   error: str = ""  # why training stopped short (divergence)
+  stopped: bool = False  # early stopping's verdict, on the host (read every step)
 
   @property
   def active(self) -> bool:
-    return self.step < self.total_steps and not bool(self.stopping.stopped) and not self.error
+    return self.step < self.total_steps and not self.stopped and not self.error
 
 
 def fit(config: ml_collections.ConfigDict, prepared: Prepared, run_dir: pathlib.Path, *,
@@ -264,8 +265,12 @@ def fit_members(config: ml_collections.ConfigDict, members: list[Member], *, mod
   slots = math.ceil(len(tracks) / mesh.shape[distributed.MEMBERS]) * mesh.shape[
       distributed.MEMBERS]
   filled = tracks + [tracks[0]] * (slots - len(tracks))
+  # Members that share their data (a run, a sweep's trials) share one copy of the series
+  # and, with one seed, each step's batch; else each has its own series, padded to the
+  # longest (no window reaches the padding).
+  shared = _share_data(members)
   longest = max(len(t.member.series) for t in tracks)
-  series = distributed.put(np.stack([
+  series = distributed.put(tracks[0].member.series, rep) if shared else distributed.put(np.stack([
       np.pad(t.member.series, ((0, longest - len(t.member.series)), (0, 0))) for t in filled]),
       along)
   states = distributed.put(stack_trees([t.state for t in filled]), along)
@@ -273,12 +278,17 @@ def fit_members(config: ml_collections.ConfigDict, members: list[Member], *, mod
     t.state = None  # the stacked copy is the live one
   tx = optimizer(config.optim, steps_per_epoch=1, total_steps=1)  # the lengths live in the state
   step_fn = make_member_step(model_lib, model, tx, window=window, mesh=mesh,
-                             compute_dtype=train_cfg.compute_dtype)
+                             compute_dtype=train_cfg.compute_dtype, shared_data=shared)
+  data_axis, data = ((None, (rep, distributed.batch_sharded(mesh))) if shared
+                     else (0, (along, split)))
   loss_fn = jax.jit(jax.vmap(functools.partial(
       _window_losses, model=model, model_lib=model_lib, window=window),
-      in_axes=(0, 0, 0, None)), in_shardings=(along, along, split, rep), out_shardings=rep)
+      in_axes=(0, data_axis, data_axis, None)), in_shardings=(along, *data, rep),
+      out_shardings=rep)
+  put_starts = functools.partial(distributed.put, sharding=data[1])
   pick = jax.jit(lambda tree, i: jax.tree.map(lambda x: x[i], tree), out_shardings=rep)
   take = lambda tree, i: pick(tree, int(i))  # one member's part, replicated
+  counters = jax.jit(optim_lib.nonfinite_counts, out_shardings=rep)  # every member's
   loop_key, eval_key = distributed.put((loop_key, eval_key), rep)
   main = distributed.is_main_process()
 
@@ -291,20 +301,20 @@ def fit_members(config: ml_collections.ConfigDict, members: list[Member], *, mod
     if main:
       _write_history(t)
 
-  def end_epoch(i: int, val_loss: float) -> None:
+  def end_epoch(i: int, val_loss: float, skipped: int, in_a_row: int) -> None:
     t = tracks[i]
     record = {"epoch": t.step // t.steps_per_epoch, "step": t.step,
               "train_loss": t.epoch_loss / t.steps_per_epoch}
     t.epoch_loss = 0.0
     if len(t.member.val_starts):
       record["val_loss"] = val_loss
+      params = take(states.params, i) if improves(t.stopping, val_loss) else None
       t.stopping = distributed.put(update_early_stopping(
-          t.stopping, take(states.params, i), val_loss, record["epoch"],
-          patience=train_cfg.patience), rep)
-    opt_state = take(states.opt_state, i)
-    record["nonfinite_steps"] = optim_lib.nonfinite_steps(opt_state)
+          t.stopping, params, val_loss, record["epoch"], patience=train_cfg.patience), rep)
+      t.stopped = bool(t.stopping.stopped)
+    record["nonfinite_steps"] = skipped
     try:
-      optim_lib.check_not_diverged(opt_state, config.optim)
+      optim_lib.check_not_diverged(in_a_row, config.optim)
     except FloatingPointError as error:
       t.error = record["diverged"] = str(error)
     record["seconds"] = time.perf_counter() - t.epoch_start
@@ -330,7 +340,9 @@ def fit_members(config: ml_collections.ConfigDict, members: list[Member], *, mod
         if index == 0 or not t.epoch_start:
           t.epoch_start = time.perf_counter()
       starts[i] = t.member.train_starts[t.order[index]]
-    states, losses = step_fn(states, series, distributed.put(starts, split), loop_key,
+    if shared:
+      starts = starts[np.flatnonzero(active)[0]]  # every member's batch is the same
+    states, losses = step_fn(states, series, put_starts(starts), loop_key,
                              distributed.put(active, rep))
     epoch_losses = epoch_losses + losses
     step += 1
@@ -347,9 +359,10 @@ def fit_members(config: ml_collections.ConfigDict, members: list[Member], *, mod
         tracks[i].epoch_loss = float(sums[i])
     if ended:
       val = _val_losses(loss_fn, states.params, series, filled, eval_key, batch_size,
-                        put=functools.partial(distributed.put, sharding=split))
+                        put=put_starts, shared=shared)
+      skipped, in_a_row = map(np.asarray, counters(states.opt_state))
       for i in ended:
-        end_epoch(i, float(val[i]))
+        end_epoch(i, float(val[i]), int(skipped[i]), int(in_a_row[i]))
       epoch_losses = distributed.put(np.array([t.epoch_loss for t in filled], np.float32), rep)
     for i in np.flatnonzero(active):
       if not tracks[i].active or step % train_cfg.checkpoint_every == 0:
@@ -362,38 +375,52 @@ def fit_members(config: ml_collections.ConfigDict, members: list[Member], *, mod
   return [_result(t, take(states, i)) for i, t in enumerate(tracks)]
 
 
-def make_member_step(model_lib, model, tx, *, window: int, mesh, compute_dtype: str = "float32"):
+def make_member_step(model_lib, model, tx, *, window: int, mesh, compute_dtype: str = "float32",
+                     shared_data: bool = False):
   """`(states, series, starts, loop_key, active) -> (states, losses)`, jitted on `mesh`.
 
-  `step_function` on every member at once (leading axis); members not `active`
-  keep their state. Donates `states`.
+  `step_function` on every member at once: `states` and, unless `shared_data`,
+  `series` and `starts` have a leading member axis. Members not `active` keep
+  their state. Donates `states`.
   """
   step = step_function(model_lib, model, tx, window=window, compute_dtype=compute_dtype)
+  data_axis = None if shared_data else 0
 
   def member_step(states, series, starts, loop_key, active):
-    stepped, loss = jax.vmap(step, in_axes=(0, 0, 0, None))(states, series, starts, loop_key)
+    stepped, loss = jax.vmap(step, in_axes=(0, data_axis, data_axis, None))(states, series,
+                                                                             starts, loop_key)
     keep = lambda new, old: jnp.where(active.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
     return jax.tree.map(keep, stepped, states), jnp.where(active, loss, 0.0)
 
   along, rep = distributed.member_sharded(mesh), distributed.replicated(mesh)
-  return jax.jit(member_step, donate_argnums=0,
-                 in_shardings=(along, along, distributed.member_batch_sharded(mesh), rep, rep),
+  data = ((rep, distributed.batch_sharded(mesh)) if shared_data
+          else (along, distributed.member_batch_sharded(mesh)))
+  return jax.jit(member_step, donate_argnums=0, in_shardings=(along, *data, rep, rep),
                  out_shardings=(along, rep))
 
 
+def _share_data(members: list[Member]) -> bool:
+  first = members[0]
+  return all(m.series is first.series and m.train_starts is first.train_starts
+             and m.val_starts is first.val_starts for m in members)
+
+
 def _val_losses(loss_fn, params, series, tracks: list[_Progress], key, batch_size: int, *,
-                put) -> np.ndarray:
-  """Each member's mean per-window loss over its validation starts (NaN without any)."""
-  counts = np.array([len(t.member.val_starts) for t in tracks])
+                put, shared: bool) -> np.ndarray:
+  """Each member's mean per-window loss over its validation starts (NaN without any);
+  with `shared` data every member has the first one's starts."""
+  rows = tracks[:1] if shared else tracks
+  counts = np.array([len(t.member.val_starts) for t in rows])
   batches = math.ceil(max(counts.max(), 1) / batch_size)
   starts = np.stack([np.resize(t.member.val_starts, batches * batch_size) if len(
-      t.member.val_starts) else np.zeros(batches * batch_size, np.int32) for t in tracks])
-  totals = np.zeros(len(tracks))
+      t.member.val_starts) else np.zeros(batches * batch_size, np.int32) for t in rows])
+  totals = 0.0
   for b in range(batches):
     cols = slice(b * batch_size, (b + 1) * batch_size)
-    losses = np.asarray(loss_fn(params, series, put(starts[:, cols]), key), np.float64)
+    batch = starts[0, cols] if shared else starts[:, cols]
+    losses = np.asarray(loss_fn(params, series, put(batch), key), np.float64)
     counted = np.arange(b * batch_size, (b + 1) * batch_size)[None] < counts[:, None]
-    totals += np.where(counted, losses, 0.0).sum(axis=1)
+    totals = totals + np.where(counted, losses, 0.0).sum(axis=1)
   with np.errstate(invalid="ignore", divide="ignore"):
     return np.where(counts > 0, totals / np.maximum(counts, 1), np.nan)
 
@@ -422,6 +449,7 @@ def _restore(track: _Progress, step: int, rep) -> None:
   restored = checkpoints.restore(track.manager, template, step=step)
   track.state = distributed.local(restored["state"])
   track.stopping = restored["early_stopping"]
+  track.stopped = bool(track.stopping.stopped)
   track.epoch_loss = float(restored["epoch_loss"])
   track.step = int(track.state.step)
   history_path = track.member.run_dir / "metrics.json"
@@ -467,9 +495,14 @@ def initial_early_stopping(params) -> EarlyStopping:
                        stopped=jnp.array(False))
 
 
+def improves(stopping: EarlyStopping, val_loss: float) -> bool:
+  return bool(np.isfinite(val_loss) and val_loss < float(stopping.best_loss))
+
+
 def update_early_stopping(stopping: EarlyStopping, params, val_loss: float, epoch: int, *,
-                           patience: int) -> EarlyStopping:
-  if np.isfinite(val_loss) and val_loss < float(stopping.best_loss):
+                          patience: int) -> EarlyStopping:
+  """`params` are kept when `val_loss` `improves` the best (None will do otherwise)."""
+  if improves(stopping, val_loss):
     return stopping.replace(best_loss=jnp.asarray(val_loss, jnp.float32),
                             best_params=jax.tree.map(jnp.copy, params),
                             best_epoch=jnp.asarray(epoch, jnp.int32),
