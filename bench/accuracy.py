@@ -34,8 +34,8 @@ import numpy as np
 from bench import report
 from configs import common
 from tsad_jax import config_names
-from tsad_jax import evaluation
 from tsad_jax import experiment
+from tsad_jax import metric_summary
 from tsad_jax import runs
 from tsad_jax import summaries
 from tsad_jax import sweep
@@ -197,13 +197,15 @@ def pooled(run_dirs: list[pathlib.Path], vus_window: int) -> dict:
       scores += [arrays[f"{n}/score"] for n in names]
       alarms += [arrays[f"{n}/alarm"] for n in names]
     run_summaries.append(summaries.load_summary(run_dir))
-  figures = evaluation.threshold_free(["all"], [np.concatenate(labels)],
-                                      [np.concatenate(scores)],
-                                      sliding_window=vus_window)["pooled"]
-  oracle = [thresholds_lib.predict(s, summary["thresholds"][evaluation.ORACLE]["mean"]["threshold"])
-            for s, summary in zip(scores, run_summaries, strict=True)]
-  for name, preds in ((report.ALARM, alarms), (evaluation.ORACLE, oracle)):
-    counts = evaluation.pooled_counts(labels, preds)
+  figures = metric_summary.threshold_free(["all"], [np.concatenate(labels)],
+                                          [np.concatenate(scores)],
+                                          sliding_window=vus_window)["pooled"]
+  oracle_thresholds = [s["thresholds"][metric_summary.ORACLE]["mean"]["threshold"]
+                       for s in run_summaries]
+  oracle = [thresholds_lib.predict(s, threshold)
+            for s, threshold in zip(scores, oracle_thresholds, strict=True)]
+  for name, preds in ((report.ALARM, alarms), (metric_summary.ORACLE, oracle)):
+    counts = metric_summary.pooled_counts(labels, preds)
     for key in report.POOLED_KEYS:
       figures[f"{name}/{key}"] = counts[key]
   return figures

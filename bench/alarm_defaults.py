@@ -44,8 +44,8 @@ from configs import common
 from tsad_jax import alarms
 from tsad_jax import baselines
 from tsad_jax import data
-from tsad_jax import evaluation
 from tsad_jax import feature_scaling
+from tsad_jax import metric_summary
 from tsad_jax import metrics
 from tsad_jax import reporting
 from tsad_jax import run_setup
@@ -270,7 +270,7 @@ def stability(folds: Folds, config: ml_collections.ConfigDict) -> dict[str, dict
 
 
 def _relative_spread(samples: list[np.ndarray], config: ml_collections.ConfigDict) -> float:
-  method = evaluation.methods(config.threshold)[0]
+  method = metric_summary.methods(config.threshold)[0]
   fitted = []
   for sample in samples:
     try:
@@ -334,7 +334,7 @@ def report(results: dict[str, dict[str, float]], chosen: Candidate,
 def _default_candidate() -> Candidate:
   config = common.get_config()
   ev, th = config.eval, config.threshold
-  method = evaluation.methods(th)[0]
+  method = metric_summary.methods(th)[0]
   smoothing_options = {"ewma": {"smoothing_alpha": ev.smoothing_alpha},
                        "gaussian": {"smoothing_sigma": ev.smoothing_sigma}}.get(ev.smoothing, {})
   method_options = dict(next(o for m, o in METHODS if m == method))

@@ -7,7 +7,7 @@ import pathlib
 
 import numpy as np
 
-from tsad_jax import evaluation
+from tsad_jax import metric_summary
 from tsad_jax import models
 
 NOTES = pathlib.Path(__file__).with_name("accuracy_notes.md")  # hand-written, appended as is
@@ -97,7 +97,7 @@ def _test_scaled_vus(summary: dict) -> float | None:
 def _entity_cells(summary: dict) -> list[str]:
   free = summary["threshold_free"]["mean"]
   alarm = summary["thresholds"][alarm_method(summary)]["mean"]
-  oracle = summary["thresholds"][evaluation.ORACLE]["mean"]
+  oracle = summary["thresholds"][metric_summary.ORACLE]["mean"]
   explained = summary.get("interpretation", {}).get("mean", {})
   training = summary.get("training", {})
   return ([_f(free["VUS-PR"]), _f(free["AUC-PR"]), _f(_test_scaled_vus(summary)),
@@ -134,7 +134,7 @@ def _dataset_table(results: list[JobResult]) -> list[str]:
     if result.pooled:
       p = result.pooled
       cells = [_f(p["VUS-PR"]), _f(p["AUC-PR"]), "", _f(p.get(f"{ALARM}/F1")),
-               _f(p.get(f"{evaluation.ORACLE}/F1")), _f(p.get(f"{ALARM}/flagged")), "",
+               _f(p.get(f"{metric_summary.ORACLE}/F1")), _f(p.get(f"{ALARM}/flagged")), "",
                _f(p.get(f"{ALARM}/detected-segments")),
                _f(p.get(f"{ALARM}/false-alarms-per-day")), _f(p.get(f"{ALARM}/PA-F1"))]
       lines.append(_row([model, "pooled"] + cells + [""] * 6))
@@ -182,7 +182,7 @@ def _baseline_cells(figures: dict, method: str) -> list:
   scaled = figures.get("threshold_free_test_scaled", {}).get("mean", {}).get("VUS-PR")
   return [free["VUS-PR"], free["AUC-PR"], scaled,
           at.get(method, {}).get("mean", {}).get("F1"),
-          at.get(evaluation.ORACLE, {}).get("mean", {}).get("F1")]
+          at.get(metric_summary.ORACLE, {}).get("mean", {}).get("F1")]
 
 
 def _verdicts(by_dataset: dict[str, list[JobResult]]) -> list[str]:
@@ -221,13 +221,13 @@ def _alarms(by_dataset: dict[str, list[JobResult]]) -> list[str]:
     title = DATASET_TITLES.get(dataset, dataset)
     for result in results:
       pairs = [(s["thresholds"][alarm_method(s)]["mean"],
-                s["thresholds"][evaluation.ORACLE]["mean"]) for s in result.summaries.values()]
+                s["thresholds"][metric_summary.ORACLE]["mean"]) for s in result.summaries.values()]
       lines.append(_row([title] + _alarm_row(_model(result), pairs)))
     summaries = list(results[0].summaries.values())
     for name in summaries[0]["baselines"]:
       sections = [(_baseline_figures(s, name), alarm_method(s)) for s in summaries]
       if all("thresholds" in f for f, _ in sections):
-        pairs = [(f["thresholds"][m]["mean"], f["thresholds"][evaluation.ORACLE]["mean"])
+        pairs = [(f["thresholds"][m]["mean"], f["thresholds"][metric_summary.ORACLE]["mean"])
                  for f, m in sections]
         lines.append(_row([title] + _alarm_row(f"baseline: {name}", pairs)))
   return lines
@@ -284,7 +284,7 @@ How to read it:
   **false alarms / day**: alarm events touching no labelled point, per day of test
   data (SMD: one row a minute; "–" where the data set gives no sampling rate).
 - **PA-F1**: point-adjusted F1, shown only beside the above. On these SMD machines a
-  uniform random score gets a PA-F1 of 0.87 (`python -m bench.baselines`).
+  uniform random score gets a PA-F1 of 0.87 (`python -m bench.baseline_scores`).
 - **HR / NDCG**: the OmniAnomaly paper's interpretation metrics. At every labelled
   anomalous test point, the features are ranked by their score and compared with the
   `interpretation_label` dims (SMD only).

@@ -14,8 +14,8 @@ from bench import accuracy
 from bench import report
 from configs import tiny
 from configs.sweeps import common as sweep_common
-from tsad_jax import evaluation
 from tsad_jax import experiment
+from tsad_jax import metric_summary
 from tsad_jax import metrics
 from tsad_jax import runs
 from tsad_jax import summaries
@@ -51,7 +51,7 @@ def test_pooled_figures_use_every_run_and_its_own_alarms(two_runs):
   expected = metrics.threshold_free(np.concatenate(labels), np.concatenate(scores),
                                     sliding_window=10)
   assert result.pooled["VUS-PR"] == pytest.approx(expected["VUS-PR"])
-  counts = evaluation.pooled_counts(labels, alarms)
+  counts = metric_summary.pooled_counts(labels, alarms)
   assert result.pooled["alarm/F1"] == pytest.approx(counts["F1"])
   assert result.pooled["alarm/flagged"] == pytest.approx(
       np.concatenate(alarms).mean())
@@ -77,7 +77,7 @@ def test_report_rows_means_and_verdicts(two_runs):
   alarms = text.split("## Alarms without labels")[1].split("\n## ")[0]
   alarm_row = next(line for line in alarms.splitlines() if line.startswith("| synthetic | LSTM-AE"))
   label_free = np.mean([s["thresholds"]["pot"]["mean"]["F1"] for s in result.summaries.values()])
-  oracle = np.mean([s["thresholds"][evaluation.ORACLE]["mean"]["F1"]
+  oracle = np.mean([s["thresholds"][metric_summary.ORACLE]["mean"]["F1"]
                     for s in result.summaries.values()])
   assert alarm_row.startswith(f"| synthetic | LSTM-AE | {label_free:.3f} | {oracle:.3f} | "
                               f"{label_free / oracle:.3f} |")

@@ -7,7 +7,7 @@ import pytest
 
 from configs import tiny
 from tsad_jax import baselines
-from tsad_jax import evaluation
+from tsad_jax import metric_summary
 from tsad_jax import metrics
 from tsad_jax.data import load
 from tsad_jax.data import smd
@@ -149,7 +149,7 @@ def test_synthetic_segments_carry_dims_that_a_zscore_ranks_high():
   dataset = load(tiny.get_config().data)
   entity = dataset.entities[0]
   per_feature = baselines.zscore(entity.train)(entity.test)
-  out = evaluation.interpretation([entity.name], [per_feature], [entity.segments])
+  out = metric_summary.interpretation([entity.name], [per_feature], [entity.segments])
   assert out["pooled"]["timesteps"] == sum(s.end - s.start + 1 for s in entity.segments if s.dims)
   assert out["mean"]["entities"] == 1
   assert 0.0 < out["mean"]["HitRate@100%"] <= out["mean"]["HitRate@150%"] <= 1.0
@@ -178,7 +178,7 @@ def test_bad_segments_and_percents_are_refused():
     metrics.interpretation(scores, [Segment(0, 1, (0,))], percents=(100, 100.0))
 
 
-# --- evaluation.interpretation: per entity, mean over entities, pooled over timesteps ---
+# --- metric_summary.interpretation: per entity, mean over entities, pooled over timesteps ---
 
 
 def test_mean_over_entities_and_pooled_over_timesteps():
@@ -189,7 +189,7 @@ def test_mean_over_entities_and_pooled_over_timesteps():
   b = (np.array([[0.0, 1.0, 0.5]] * 4), (Segment(1, 3, (1, 2)),))
   # Entity c: no explaining dims; left out of the mean and of the pool.
   c = (np.ones((3, 2)), (Segment(0, 2),))
-  out = evaluation.interpretation(["a", "b", "c"], [a[0], b[0], c[0]], [a[1], b[1], c[1]])
+  out = metric_summary.interpretation(["a", "b", "c"], [a[0], b[0], c[0]], [a[1], b[1], c[1]])
   assert set(out["per_entity"]) == {"a", "b"}
   assert out["per_entity"]["a"]["HitRate@100%"] == 0.0
   assert out["per_entity"]["b"]["timesteps"] == 3
@@ -204,7 +204,7 @@ def test_pooled_equals_the_mean_over_concatenated_timesteps():
   rng = np.random.default_rng(2)
   scores = [rng.uniform(size=(40, 5)), rng.uniform(size=(30, 5))]
   segments = [(Segment(2, 9, (0, 3)), Segment(20, 24, (1,))), (Segment(5, 25, (2, 3, 4)),)]
-  out = evaluation.interpretation(["x", "y"], scores, segments)
+  out = metric_summary.interpretation(["x", "y"], scores, segments)
   shifted = segments[0] + tuple(s._replace(start=s.start + 40, end=s.end + 40)
                                 for s in segments[1])
   together = metrics.interpretation(np.concatenate(scores), shifted)
@@ -213,11 +213,11 @@ def test_pooled_equals_the_mean_over_concatenated_timesteps():
 
 def test_single_entity_has_no_per_entity_and_none_without_dims():
   scores, segments = np.array([[1.0, 0.0]]), (Segment(0, 0, (0,)),)
-  out = evaluation.interpretation(["x"], [scores], [segments])
+  out = metric_summary.interpretation(["x"], [scores], [segments])
   assert "per_entity" not in out
   assert out["mean"]["HitRate@100%"] == out["pooled"]["HitRate@100%"] == 1.0
-  assert evaluation.interpretation(["x", "y"], [scores, scores],
-                                   [(Segment(0, 0),), ()]) is None
+  assert metric_summary.interpretation(["x", "y"], [scores, scores],
+                                       [(Segment(0, 0),), ()]) is None
 
 
 # --- real SMD: the loader's dims against a cheap per-feature score ---

@@ -10,7 +10,7 @@ from tsad_jax import metrics
 from tsad_jax.metrics import affiliation
 from tsad_jax.metrics import event
 from tsad_jax.metrics import range_based
-from tsad_jax.metrics import sweep
+from tsad_jax.metrics import threshold_sweep
 
 # Two segments, [1, 4] and [7, 8]; one predicted point in the first, one false alarm at 6.
 LABELS = np.array([0, 1, 1, 1, 1, 0, 0, 1, 1, 0])
@@ -266,10 +266,10 @@ def test_vectorised_sweeps_equal_per_prediction_metrics():
   for start in (0, 90, 300, 310, 590):
     y[start:start + int(rng.integers(1, 10))] = 1
   s = rng.normal(size=600) + 2 * y * rng.random(600)
-  candidates = sweep.thresholds(s)
+  candidates = threshold_sweep.thresholds(s)
   preds = [(s > t).astype(int) for t in candidates]
   pa = max(metrics.f1_from_counts(metrics.confusion_counts(y, p, adjust="pa"))[2] for p in preds)
-  assert sweep.best_pa_f1(y, s, candidates) == pytest.approx(pa)
+  assert threshold_sweep.best_pa_f1(y, s, candidates) == pytest.approx(pa)
   assert event.best_event_f1(y, s, candidates) == pytest.approx(
       max(metrics.event_f1(y, p) for p in preds))
   assert range_based.best_range_f1(y, s, candidates) == pytest.approx(

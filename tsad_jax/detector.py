@@ -18,7 +18,7 @@ import ml_collections
 import numpy as np
 
 from tsad_jax import alarms
-from tsad_jax import evaluation
+from tsad_jax import metric_summary
 from tsad_jax import models
 from tsad_jax import scoring
 from tsad_jax import thresholds
@@ -103,7 +103,7 @@ class Detector:
 
   def _thresholds(self, scores: np.ndarray) -> np.ndarray:
     """The alarm method's threshold for each of `scores` (one for all but streaming methods)."""
-    method = evaluation.methods(self.config.threshold)[0]
+    method = metric_summary.methods(self.config.threshold)[0]
     return thresholds.compute(method, calib_scores=self.calibration_scores_, test_scores=scores,
                               options=self.config.threshold)
 

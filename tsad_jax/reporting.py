@@ -11,7 +11,7 @@ import numpy as np
 from tsad_jax import alarms
 from tsad_jax import baselines
 from tsad_jax import config_names
-from tsad_jax import evaluation
+from tsad_jax import metric_summary
 from tsad_jax import plots
 from tsad_jax import run_setup
 from tsad_jax import runs
@@ -25,14 +25,14 @@ def _baselines(setup: run_setup.Setup, names, labels,
   out = {}
   for name in config_names.comma_list(config.eval.baselines):
     calibrated = [baselines.calibrated(name, entity, config) for entity in dataset.entities]
-    out[name] = evaluation.summarize(
+    out[name] = metric_summary.summarize(
         names, labels, [c.test.sum(axis=1) for c in calibrated],
         [c.calibration.sum(axis=1) for c in calibrated], config,
         points_per_day=dataset.points_per_day)
     if test_scaled is not None:
       totals = [baselines.calibrated(name, entity, test_scaled).test.sum(axis=1)
                 for entity in dataset.entities]
-      out[name]["threshold_free_test_scaled"] = evaluation.threshold_free(
+      out[name]["threshold_free_test_scaled"] = metric_summary.threshold_free(
           names, labels, totals, sliding_window=config.eval.vus_window)
   return out
 
@@ -82,8 +82,8 @@ def score_and_report(setup: run_setup.Setup, params, out_dir: pathlib.Path, *,
   test_per_feature = [c.test for c in calibrated]
   test_scores = [s.sum(axis=1) for s in test_per_feature]
   calib_scores = [c.calibration.sum(axis=1) for c in calibrated]
-  predicted = evaluation.predictions(labels, test_scores, calib_scores, config.threshold)
-  alarm_method = evaluation.methods(config.threshold)[0]
+  predicted = metric_summary.predictions(labels, test_scores, calib_scores, config.threshold)
+  alarm_method = metric_summary.methods(config.threshold)[0]
   test_scaled = _test_scaled(config)
   summary = {
       "model": config.model.name,
@@ -91,19 +91,19 @@ def score_and_report(setup: run_setup.Setup, params, out_dir: pathlib.Path, *,
       "entities": names,
       "scoring": {"mode": alarms.mode(config), "alarm_method": alarm_method,
                   "calibration_points": [len(c.calibration) for c in calibrated]},
-      **evaluation.summarize(names, labels, test_scores, calib_scores, config,
-                             points_per_day=prepared.dataset.points_per_day,
-                             predicted=predicted),
+      **metric_summary.summarize(names, labels, test_scores, calib_scores, config,
+                                 points_per_day=prepared.dataset.points_per_day,
+                                 predicted=predicted),
   }
   if test_scaled is not None:
     totals = [alarms.calibrate(test, train, test_scaled, parts=entity.parts).test.sum(axis=1)
               for test, train, entity in zip(test_raw, train_raw, entities, strict=True)]
-    summary["threshold_free_test_scaled"] = evaluation.threshold_free(
+    summary["threshold_free_test_scaled"] = metric_summary.threshold_free(
         names, labels, totals, sliding_window=config.eval.vus_window)
   summary["baselines"] = _baselines(setup, names, labels, test_scaled)
   summary["scoring_seconds"] = scoring_seconds
   summary["machine"] = runs.machine()
-  explained = evaluation.interpretation(names, test_per_feature, [e.segments for e in entities])
+  explained = metric_summary.interpretation(names, test_per_feature, [e.segments for e in entities])
   if explained is not None:
     summary["interpretation"] = explained
   out_dir.mkdir(parents=True, exist_ok=True)
@@ -120,8 +120,8 @@ def _plot(setup, plot_dir, names, labels, per_feature, summary, history, params=
   plot_dir.mkdir(parents=True, exist_ok=True)
   if history:
     plots.loss_curves(history, plot_dir / "loss.png")
-  methods = [m for m in summary["thresholds"] if m != evaluation.ORACLE]
-  method = methods[0] if methods else evaluation.ORACLE
+  methods = [m for m in summary["thresholds"] if m != metric_summary.ORACLE]
+  method = methods[0] if methods else metric_summary.ORACLE
   per_method = summary["thresholds"][method]
   feature_names = setup.prepared.dataset.feature_names
   thresholds = []

@@ -10,7 +10,7 @@ from tsad_jax.metrics import oracle
 from tsad_jax.metrics import point
 from tsad_jax.metrics import range_based
 from tsad_jax.metrics import ranking
-from tsad_jax.metrics import sweep
+from tsad_jax.metrics import threshold_sweep
 from tsad_jax.metrics import volume
 
 THRESHOLD_FREE_KEYS = ("AUC-PR", "AUC-ROC", "VUS-PR", "VUS-ROC", "Standard-F1", "PA-F1",
@@ -44,14 +44,14 @@ def threshold_free(labels: ArrayLike, scores: ArrayLike, *,
   vus_pr, vus_roc = volume.vus(y, s, sliding_window=sliding_window)
   if not y.any():
     return dict.fromkeys(THRESHOLD_FREE_KEYS, float("nan"))
-  candidates = sweep.thresholds(s)
+  candidates = threshold_sweep.thresholds(s)
   return {
       "AUC-PR": ranking.auc_pr(y, s),
       "AUC-ROC": ranking.auc_roc(y, s),
       "VUS-PR": vus_pr,
       "VUS-ROC": vus_roc,
       "Standard-F1": oracle.standard_f1(y, s),
-      "PA-F1": sweep.best_pa_f1(y, s, candidates),
+      "PA-F1": threshold_sweep.best_pa_f1(y, s, candidates),
       "Event-based-F1": event.best_event_f1(y, s, candidates),
       "R-based-F1": range_based.best_range_f1(y, s, candidates),
       "Affiliation-F": affiliation.best_affiliation_f(y, s, candidates),

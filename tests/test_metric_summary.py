@@ -9,7 +9,7 @@ from sklearn import preprocessing
 
 from configs import tiny
 from tsad_jax import baselines
-from tsad_jax import evaluation
+from tsad_jax import metric_summary
 from tsad_jax.data import synthetic
 
 
@@ -27,8 +27,8 @@ def test_mean_and_pooled_over_two_entities():
   # Entity b: 1 anomaly, found, no false alarm.
   labels_b = np.array([0, 1, 0, 0])
   scores_b = np.array([0.0, 0.7, 0.0, 0.1])  # tp=1, fp=0, fn=0
-  out = evaluation.thresholded(["a", "b"], [labels_a, labels_b], [scores_a, scores_b],
-                               [scores_a, scores_b], _threshold_config())["fixed"]
+  out = metric_summary.thresholded(["a", "b"], [labels_a, labels_b], [scores_a, scores_b],
+                                   [scores_a, scores_b], _threshold_config())["fixed"]
   assert out["per_entity"]["a"]["F1"] == pytest.approx(0.5)
   assert out["per_entity"]["b"]["F1"] == pytest.approx(1.0)
   assert out["mean"]["F1"] == pytest.approx(0.75)
@@ -43,20 +43,20 @@ def test_mean_and_pooled_over_two_entities():
 def test_oracle_threshold_is_reported_separately_and_is_best():
   labels = np.array([0, 0, 1, 1, 0, 1, 0, 0])
   scores = np.array([0.1, 0.4, 0.8, 0.3, 0.2, 0.9, 0.35, 0.0])
-  out = evaluation.thresholded(["x"], [labels], [scores], [scores], _threshold_config())
-  assert set(out) == {"fixed", evaluation.ORACLE}
-  assert out[evaluation.ORACLE]["mean"]["F1"] >= out["fixed"]["mean"]["F1"]
+  out = metric_summary.thresholded(["x"], [labels], [scores], [scores], _threshold_config())
+  assert set(out) == {"fixed", metric_summary.ORACLE}
+  assert out[metric_summary.ORACLE]["mean"]["F1"] >= out["fixed"]["mean"]["F1"]
   # Brute force over every cut.
   best = max(2 * np.sum((scores > t) & (labels == 1)) / (np.sum(scores > t) + labels.sum())
              for t in np.r_[scores, -1.0])
-  assert out[evaluation.ORACLE]["mean"]["F1"] == pytest.approx(best)
+  assert out[metric_summary.ORACLE]["mean"]["F1"] == pytest.approx(best)
 
 
 def test_single_entity_pooled_equals_mean_for_threshold_free():
   rng = np.random.default_rng(0)
   labels = (np.arange(300) % 50 > 44).astype(int)
   scores = rng.uniform(size=300) + labels
-  out = evaluation.threshold_free(["x"], [labels], [scores], sliding_window=5)
+  out = metric_summary.threshold_free(["x"], [labels], [scores], sliding_window=5)
   assert out["mean"] == out["pooled"]
   assert out["mean"]["AUC-ROC"] > 0.9
 

@@ -1,6 +1,6 @@
 """Threshold-free metrics of the baselines and of random scores on every SMD machine.
 
-  python -m bench.baselines [--data_root=$TSAD_JAX_DATA_ROOT] [--metrics=VUS-PR,AUC-PR,PA-F1]
+  python -m bench.baseline_scores [--data_root=$TSAD_JAX_DATA_ROOT] [--metrics=VUS-PR,AUC-PR,PA-F1]
 
 Shows why point-adjusted F1 alone proves nothing: a uniform random score gets
 a high PA-F1 and a low VUS-PR. The baselines are scored as in every run's
