@@ -13,6 +13,7 @@ from tests import fakes
 from tsad_jax import experiment
 from tsad_jax import fleet
 from tsad_jax import models
+from tsad_jax import optim as optim_lib
 from tsad_jax import run_setup
 from tsad_jax import train
 from tsad_jax.data.prepare import Prepared
@@ -70,6 +71,22 @@ def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path):
   assert len(untimed("full")) == len(full.history)
 
 
+def test_a_torn_latest_checkpoint_is_reported_set_aside_and_the_one_before_resumed(tmp_path):
+  config, prepared, lib, model = _setup(model__dropout=0.2, train__checkpoint_every=4)
+  full = train.fit(config, prepared, tmp_path / "full", model_lib=lib, model=model)
+  k = full.steps // 2 + 1
+  train.fit(config, prepared, tmp_path / "cut", model_lib=lib, model=model, stop_after_steps=k)
+  torn = tmp_path / "cut" / "checkpoints" / str(k)
+  data = [f for f in torn.rglob("*") if f.is_file() and f.parent.name == "d"]
+  assert data
+  for f in data:  # as a disk or a copy cut short would leave them
+    f.write_bytes(f.read_bytes()[:f.stat().st_size // 2])
+  with pytest.warns(UserWarning, match=f"Checkpoint {k} .* is unreadable"):
+    resumed = train.fit(config, prepared, tmp_path / "cut", model_lib=lib, model=model)
+  _leaves_equal(full.params, resumed.params)
+  assert (tmp_path / "cut" / "checkpoints_unreadable" / str(k)).is_dir()  # kept, not deleted
+
+
 def test_a_fleet_of_one_is_bit_identical_to_a_plain_run(tmp_path):
   setup = run_setup.build(tiny.get_config())
   plain = train.fit(setup.config, setup.prepared, tmp_path / "plain", model_lib=setup.model_lib,
@@ -105,6 +122,34 @@ def test_nonfinite_steps_are_skipped_and_counted(tmp_path):
   assert result.nonfinite_steps == expected
   assert result.history[-1]["nonfinite_steps"] == expected
   assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(result.params))
+
+
+def test_a_nonfinite_step_leaves_parameters_and_optimizer_state_bit_identical():
+  config, prepared, lib, model = _setup(optim__grad_clip_norm=1.0, optim__l2=1e-3,
+                                        optim__schedule="cosine")
+
+  def nan_when_asked(model, params, windows, *, rng, train):
+    value, aux = lib.loss(model, params, windows, rng=rng, train=train)
+    return value * jnp.where(windows[0, 0, 0] > 100.0, jnp.nan, 1.0), aux
+
+  broken = fakes.model_file(loss=nan_when_asked, score=lib.score, SCORES_EVERY_POINT=True)
+  state, tx = train.create_train_state(config, model, init_key=jax.random.PRNGKey(0),
+                                       num_features=prepared.num_features, steps_per_epoch=4)
+  step = train.make_train_step(broken, model, tx, window=config.data.window)
+  series, key = jnp.asarray(prepared.train), jax.random.PRNGKey(1)
+  starts = jnp.asarray(prepared.train_starts[:config.train.batch_size])
+  state, _ = step(state, series, starts, key)  # one finite step first: moments are non-zero
+  before = jax.tree.map(np.array, state)
+  poisoned = series.at[starts[0]].set(1000.0)
+  after, loss = step(state, poisoned, starts, key)
+  assert not np.isfinite(float(loss))
+  _leaves_equal(before.params, after.params)
+  counters = ("total_notfinite", "notfinite_count", "last_finite")
+  kept = lambda tree: [leaf for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]
+                       if not any(name in jax.tree_util.keystr(path) for name in counters)]
+  _leaves_equal(kept(before.opt_state), kept(after.opt_state))
+  assert optim_lib.nonfinite_steps(after.opt_state) == 1
+  assert optim_lib.nonfinite_steps(before.opt_state) == 0
 
 
 def test_early_stopping_keeps_the_best_validation_parameters(tmp_path):

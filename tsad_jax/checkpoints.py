@@ -1,7 +1,9 @@
 """Step-numbered orbax checkpoints of plain array trees, inside a run folder."""
 
 import pathlib
+import shutil
 from typing import Any
+import warnings
 
 import orbax.checkpoint as ocp
 
@@ -31,3 +33,44 @@ def restore(mngr: ocp.CheckpointManager, target: Any, step: int | None = None, *
         f"No checkpoint for step {step} in {mngr.directory}; saved steps: {mngr.all_steps()}.")
   return mngr.restore(step, args=ocp.args.StandardRestore(
       target, fallback_sharding=fallback_sharding))
+
+
+def restore_latest(mngr: ocp.CheckpointManager, target: Any, *,
+                   fallback_sharding=None) -> tuple[Any, int]:
+  """The latest checkpoint that reads, and its step.
+
+  A checkpoint that fails to read while an older one reads (a file torn or
+  damaged after it was written) is reported, moved to
+  `<run>/checkpoints_unreadable/<step>/` (kept, not deleted, and out of the
+  way of the step being saved again) and passed over. When none reads, the
+  latest one's error is raised and nothing is moved.
+  """
+  steps = sorted(mngr.all_steps(), reverse=True)
+  if not steps:
+    raise FileNotFoundError(f"No checkpoint in {mngr.directory}.")
+  failed = []
+  for step in steps:
+    try:
+      tree = restore(mngr, target, step, fallback_sharding=fallback_sharding)
+    except Exception as error:  # orbax and tensorstore raise bare Exceptions for bad files
+      failed.append((step, error))
+      continue
+    for bad, error in failed:
+      aside = _set_aside(mngr, bad)
+      warnings.warn(f"Checkpoint {bad} in {mngr.directory} is unreadable "
+                    f"({str(error).splitlines()[0][:200]}); moved it to {aside} and restored "
+                    f"step {step} instead.", stacklevel=2)
+    if failed:
+      mngr.reload()
+    return tree, step
+  raise failed[0][1]
+
+
+def _set_aside(mngr: ocp.CheckpointManager, step: int) -> pathlib.Path:
+  folder = pathlib.Path(mngr.directory)
+  aside = folder.parent / "checkpoints_unreadable" / str(step)
+  aside.parent.mkdir(parents=True, exist_ok=True)
+  if aside.exists():  # set aside before: keep both
+    aside = aside.with_name(f"{step}-{len(list(aside.parent.iterdir()))}")
+  shutil.move(str(folder / str(step)), aside)
+  return aside

@@ -439,14 +439,18 @@ def _open(config, member: Member, params, optimizer, rep) -> _Progress:
   track = _Progress(member, steps_per_epoch, total_steps, manager, state,
                     distributed.put(initial_early_stopping(params), rep))
   if manager is not None and manager.latest_step() is not None:
-    _restore(track, manager.latest_step(), rep)
+    _restore(track, None, rep)
   return track
 
 
-def _restore(track: _Progress, step: int, rep) -> None:
+def _restore(track: _Progress, step: int | None, rep) -> None:
+  """Restores `step`, or with None the latest checkpoint that reads."""
   template = {**distributed.put({"state": track.state, "early_stopping": track.stopping}, rep),
               "epoch_loss": np.zeros((), np.float32)}
-  restored = checkpoints.restore(track.manager, template, step=step)
+  if step is None:
+    restored, _ = checkpoints.restore_latest(track.manager, template)
+  else:
+    restored = checkpoints.restore(track.manager, template, step=step)
   track.state = distributed.local(restored["state"])
   track.stopping = restored["early_stopping"]
   track.stopped = bool(track.stopping.stopped)
@@ -549,8 +553,12 @@ def load_params(run_dir: pathlib.Path, *, step: int | None = None):
   or, given `step`, the training parameters at that step; on this process's first
   device, whatever devices trained the run."""
   first_device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-  tree = distributed.local(checkpoints.restore(checkpoints.manager(run_dir), None, step=step,
-                                               fallback_sharding=first_device))
+  mngr = checkpoints.manager(run_dir)
+  if step is None:
+    tree, _ = checkpoints.restore_latest(mngr, None, fallback_sharding=first_device)
+  else:
+    tree = checkpoints.restore(mngr, None, step=step, fallback_sharding=first_device)
+  tree = distributed.local(tree)
   if step is None and np.isfinite(tree["early_stopping"]["best_loss"]):
     return tree["early_stopping"]["best_params"]
   return tree["state"]["params"]
