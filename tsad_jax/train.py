@@ -329,10 +329,11 @@ def fit_members(config: ml_collections.ConfigDict, members: list[Member], *, mod
   epoch_losses = distributed.put(np.array([t.epoch_loss for t in filled], np.float32), rep)
   while any(t.active for t in tracks):
     active = np.array([t.active for t in filled]) & (np.arange(slots) < len(tracks))
+    live = np.flatnonzero(active)
     # A new array every step: on CPU the device array may alias this memory while the
     # step, dispatched asynchronously, still reads it.
     starts = np.zeros((slots, batch_size), np.int32)
-    for i in np.flatnonzero(active):
+    for i in live:
       t = tracks[i]
       epoch, index = divmod(step, t.steps_per_epoch)
       if t.order is None or index == 0:
@@ -341,21 +342,21 @@ def fit_members(config: ml_collections.ConfigDict, members: list[Member], *, mod
           t.epoch_start = time.perf_counter()
       starts[i] = t.member.train_starts[t.order[index]]
     if shared:
-      starts = starts[np.flatnonzero(active)[0]]  # every member's batch is the same
+      starts = starts[live[0]]  # every member's batch is the same
     states, losses = step_fn(states, series, put_starts(starts), loop_key,
                              distributed.put(active, rep))
     epoch_losses = epoch_losses + losses
     step += 1
     bar.update(1)
-    for i in np.flatnonzero(active):
+    for i in live:
       tracks[i].step = step
     if step % train_cfg.log_every == 0:
       bar.set_postfix(loss=f"{float(jnp.sum(losses)) / active.sum():.4g}")
-    ended = [i for i in np.flatnonzero(active) if step % tracks[i].steps_per_epoch == 0]
+    ended = [i for i in live if step % tracks[i].steps_per_epoch == 0]
     stopping_here = stop_after_steps is not None and step >= stop_after_steps
     if ended or stopping_here or step % train_cfg.checkpoint_every == 0:
       sums = np.asarray(epoch_losses)
-      for i in np.flatnonzero(active):
+      for i in live:
         tracks[i].epoch_loss = float(sums[i])
     if ended:
       val = _val_losses(loss_fn, states.params, series, filled, eval_key, batch_size,
@@ -364,7 +365,7 @@ def fit_members(config: ml_collections.ConfigDict, members: list[Member], *, mod
       for i in ended:
         end_epoch(i, float(val[i]), int(skipped[i]), int(in_a_row[i]))
       epoch_losses = distributed.put(np.array([t.epoch_loss for t in filled], np.float32), rep)
-    for i in np.flatnonzero(active):
+    for i in live:
       if not tracks[i].active or step % train_cfg.checkpoint_every == 0:
         save(i)
     if stopping_here and any(t.active for t in tracks):
