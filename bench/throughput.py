@@ -271,6 +271,8 @@ def table(rows: list[Row]) -> str:
 
 
 SECTIONS = ("models", "phases", "profile", "fleet", "devices", "memory", "full_run")
+# Written by bench/streaming.py (launch.detect's speed and memory), kept in the report.
+STREAMING = ("streaming_throughput", "streaming_memory")
 NOTES = "notes"  # docs/performance/notes.md: written by hand, appended to the report
 
 
@@ -314,7 +316,7 @@ def main(argv):
       path.parent.mkdir(parents=True, exist_ok=True)
       path.write_text(text)
   if args.out:
-    kept = [_section_file(args.out, s) for s in (*SECTIONS, NOTES)
+    kept = [_section_file(args.out, s) for s in (*SECTIONS, *STREAMING, NOTES)
             if _section_file(args.out, s).exists()]
     pathlib.Path(args.out).write_text(
         "# Throughput\n\nWritten by `python -m bench.throughput --out=docs/PERFORMANCE.md` "

@@ -30,13 +30,17 @@ def data_config() -> ml_collections.ConfigDict:
   data.train_stride = 1
   data.test_stride = 1
   data.val_fraction = 0.1  # the last part of train (in time) is validation
+  # Gaps (empty, NaN or inf cells) in CSV input: error | ffill (the column's last value) |
+  # interpolate (a straight line to its next value); see tsad_jax/data/rows.py.
+  data.missing = "error"
 
   data.csv = ml_collections.ConfigDict()
   data.csv.train_file = ""  # relative to data.root, or absolute
   data.csv.test_file = ""
   data.csv.feature_columns = ""  # comma-separated; empty: every other column
   data.csv.timestamp_column = ""  # optional; dropped from the features
-  data.csv.label_column = ""  # optional in train (dropped), required in test
+  # Dropped from train; in test the 0/1 labels, where the column exists (else unlabeled).
+  data.csv.label_column = "label"
 
   data.synthetic = ml_collections.ConfigDict()
   data.synthetic.seed = 0
@@ -45,6 +49,7 @@ def data_config() -> ml_collections.ConfigDict:
   data.synthetic.test_length = 6000
   data.synthetic.num_anomalies = 12
   data.synthetic.anomaly_scale = 1.0  # multiplies every anomaly's magnitude
+  data.synthetic.labels = True  # False: the test series comes unlabeled (scores and alarms only)
   # comma-separated subset of: spike, level_shift, drift, frequency_change,
   # correlation_break, noise_burst
   data.synthetic.anomaly_types = (

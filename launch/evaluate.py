@@ -15,11 +15,11 @@ to <run>/evaluations/.
 
 import sys
 
-from absl import app
 from absl import flags
 from absl import logging
 
 from configs import common
+from launch import errors
 from tsad_jax import experiment
 from tsad_jax import runs
 from tsad_jax import summaries
@@ -52,4 +52,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  errors.run(main)

@@ -9,11 +9,11 @@ resumes the others. --stop_after_trials=N returns after N trials, as a
 preempted job would.
 """
 
-from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from launch import errors
 from tsad_jax import sweep
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Sweep spec file (configs/sweeps/).",
@@ -35,4 +35,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  errors.run(main)

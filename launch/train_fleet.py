@@ -13,17 +13,19 @@ every member goes to <workdir>/<dataset>/fleets/<model>-<run_id>.csv.
 
 import pathlib
 
-from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
 from interop import convert
+from launch import errors
 from tsad_jax import fleet
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", "runs", "Folder the run folders go under.")
+_NEW_RUN = flags.DEFINE_bool("new_run", False, "With --config.run_id: start a new fleet under that "
+                             "id if there is none (otherwise an unknown id is an error).")
 flags.mark_flags_as_required(["config"])
 
 
@@ -31,7 +33,8 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   config = _CONFIG.value
-  results = fleet.train_fleet(config, _WORKDIR.value, params_from=convert.start_params)
+  results = fleet.train_fleet(config, _WORKDIR.value, params_from=convert.start_params,
+                              new_named=_NEW_RUN.value)
   run_id = results[0].run_dir.name
   table = (pathlib.Path(_WORKDIR.value) / config.data.dataset / "fleets"
            / f"{config.model.name}-{run_id}.csv")
@@ -46,4 +49,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  errors.run(main)

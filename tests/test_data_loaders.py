@@ -467,7 +467,23 @@ def test_csv_refuses_non_numeric(csv_root):
 def test_csv_refuses_non_finite(csv_root):
   _edit_line(csv_root / "train.csv", 6, "2024-01-01 00:04,nan,0.2,inf,0")
   _assert_refused(lambda: data.load(_csv_config(csv_root)), "train.csv", "2 NaN/inf", "lines 6",
-                  "Impute")
+                  "--config.data.missing=ffill")
+
+
+@pytest.mark.parametrize("missing", ["ffill", "interpolate"])
+def test_csv_gaps_are_filled_as_data_missing_says(csv_root, missing):
+  path = csv_root / "train.csv"
+  rows = path.read_text().splitlines()
+  before, after = rows[4].split(","), rows[6].split(",")
+  _edit_line(path, 6, f"{rows[5].split(',')[0]},,0.5,nan,0")  # cpu empty, net nan
+  config = _csv_config(csv_root)
+  config.missing = missing
+  train = data.load(config).entities[0].train
+  cpu, net = float(before[1]), float(before[3])
+  if missing == "interpolate":
+    cpu, net = (cpu + float(after[1])) / 2, (net + float(after[3])) / 2
+  np.testing.assert_allclose(train[4, [0, 2]], [cpu, net], rtol=1e-6)
+  assert train[4, 1] == np.float32(0.5)
 
 
 def test_csv_refuses_bad_labels(csv_root):
@@ -475,11 +491,13 @@ def test_csv_refuses_bad_labels(csv_root):
   _assert_refused(lambda: data.load(_csv_config(csv_root)), "test.csv", "0 or 1", "3")
 
 
-def test_csv_refuses_missing_label_column(csv_root):
-  _assert_refused(lambda: data.load(_csv_config(csv_root, label_column="")),
-                  "test.csv", "--config.data.csv.label_column")
-  _assert_refused(lambda: data.load(_csv_config(csv_root, label_column="is_anomaly")),
-                  "test.csv", "no label column 'is_anomaly'")
+def test_csv_test_file_without_its_label_column_is_unlabeled(csv_root):
+  path = csv_root / "test.csv"
+  rows = [line.split(",") for line in path.read_text().splitlines()]
+  path.write_text("".join(",".join(r[:1] + r[2:]) + "\n" for r in rows))  # drops "label"
+  entity, = data.load(_csv_config(csv_root)).entities
+  assert entity.labels is None and entity.segments == ()
+  assert entity.test.shape == (20, 3)
 
 
 def test_csv_refuses_feature_mismatch(csv_root):

@@ -27,7 +27,7 @@ TIMEOUT = 300
 
 def _command(workdir: pathlib.Path) -> list[str]:
   return [sys.executable, "-m", "launch.train", "--config=configs/tiny.py",
-          f"--workdir={workdir}", "--config.run_id=run", *FIELDS]
+          f"--workdir={workdir}", "--config.run_id=run", "--new_run", *FIELDS]
 
 
 def _start(workdir: pathlib.Path) -> subprocess.Popen:

@@ -11,13 +11,18 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+import pandas as pd
 import pytest
 
 from configs import common
 from configs import smd_mscred
+from tsad_jax import data
+from tsad_jax import deployment
+from tsad_jax import detection
 from tsad_jax import experiment
 from tsad_jax import plots
 from tsad_jax import summaries
+from tsad_jax.data import csv_files
 from tsad_jax.data.types import Segment
 from tsad_jax.models import mscred
 
@@ -237,3 +242,14 @@ def test_short_real_smd_run(tmp_path, data_root):
   detected = plots.top_detected_segments(scores.sum(axis=1), threshold, limit=3)
   heatmaps = sorted((run_dir / "plots").glob("residual_machine-1-6_*.png"))
   assert len(heatmaps) == len(detected) == 3
+  # launch.detect on new rows draws each alarm event's residual heatmap at its peak.
+  dataset = data.load(config.data)
+  rows = tmp_path / "rows.csv"
+  csv_files.write_series(rows, dataset.entities[0].test[:4000], dataset.feature_names,
+                         start="2026-01-01", points_per_day=1440)
+  out = tmp_path / "detected"
+  detection.run(deployment.load(run_dir), str(rows), out, detection.Options(progress=False))
+  events = pd.read_csv(out / "alarms.csv")
+  drawn = events["heatmap"].dropna()
+  assert len(events) > 0 and len(drawn) > 0
+  assert all((out / name).stat().st_size > 0 for name in drawn)

@@ -7,6 +7,7 @@ import pathlib
 import ml_collections
 
 from tsad_jax import distributed
+from tsad_jax import report_page
 from tsad_jax import reporting
 from tsad_jax import run_setup
 from tsad_jax import runs
@@ -16,11 +17,13 @@ from tsad_jax import train
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
                        stop_after_steps: int | None = None,
-                       params_from: run_setup.ParamsFrom | None = None) -> pathlib.Path:
+                       params_from: run_setup.ParamsFrom | None = None,
+                       new_named: bool = True) -> pathlib.Path:
   """Trains the configured model in a new (or resumed) run folder, then scores it.
 
   `params_from` makes the starting parameters from `config.init.torch_checkpoint`
-  (`interop.convert.start_params`; launch.train passes it in).
+  (`interop.convert.start_params`; launch.train passes it in). `new_named`: as
+  `runs.open_run`.
 
   With several processes (`distributed.initialize`) all train together and
   process 0 alone writes the folder and scores.
@@ -30,7 +33,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   """
   setup = run_setup.build(config)
   start_params = run_setup.initial_params(setup, params_from)
-  run_dir = _open_run(workdir, config)
+  run_dir = _open_run(workdir, config, new_named=new_named)
   result = train.fit(config, setup.prepared, run_dir, model_lib=setup.model_lib,
                      model=setup.model, stop_after_steps=stop_after_steps,
                      initial_params=start_params)
@@ -51,11 +54,15 @@ def report_trained(setup: run_setup.Setup, result: train.FitResult, run_dir: pat
       "seconds": result.seconds,
   }
   runs.write_json(run_dir / "summary.json", summary)
+  if setup.config.eval.plots:
+    report_page.run_page(run_dir)
 
 
-def _open_run(workdir: str | pathlib.Path, config: ml_collections.ConfigDict) -> pathlib.Path:
+def _open_run(workdir: str | pathlib.Path, config: ml_collections.ConfigDict, *,
+              new_named: bool) -> pathlib.Path:
   """`runs.open_run` on process 0; the other processes get its folder (and run_id)."""
-  name = runs.open_run(workdir, config).name if distributed.is_main_process() else ""
+  name = (runs.open_run(workdir, config, new_named=new_named).name
+          if distributed.is_main_process() else "")
   with config.unlocked():
     config.run_id = distributed.broadcast_text(name)
   return runs.run_parent(workdir, config) / config.run_id
@@ -88,6 +95,8 @@ def evaluate_run(run_dir: str | pathlib.Path, *, step: int | None = None,
   if step is None and "training" in trained:  # the same trained parameters
     summary["training"] = trained["training"]
   runs.write_json(out_dir / "summary.json", summary)
+  if config.eval.plots:
+    report_page.run_page(out_dir)
   return summary, out_dir
 
 

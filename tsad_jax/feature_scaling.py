@@ -71,6 +71,15 @@ def check(mode: str, floor: float, aggregation: str = "sum") -> None:
                      "config.eval.feature_scaling to train (causal) or test.")
 
 
+def transform(scores: np.ndarray, stats: tuple[np.ndarray, np.ndarray] | None, *,
+              aggregation: str = "sum") -> np.ndarray:
+  """Per-feature scores scaled by `stats` (None: as they are), as `aggregation` says."""
+  if stats is None:
+    return scores
+  scaled = scale(scores, stats)
+  return tail_log_probabilities(scaled) if aggregation == "tail_p" else scaled
+
+
 def apply(mode: str, test: np.ndarray, calibration: np.ndarray, *, floor: float = 1e-2,
           aggregation: str = "sum") -> tuple[np.ndarray, np.ndarray]:
   """(test, calibration) per-feature scores of one entity, scaled and transformed.
@@ -82,7 +91,5 @@ def apply(mode: str, test: np.ndarray, calibration: np.ndarray, *, floor: float 
   if mode == "none":
     return test, calibration
   stats = robust_stats(calibration if mode == "train" else test, floor=floor)
-  test, calibration = scale(test, stats), scale(calibration, stats)
-  if aggregation == "tail_p":
-    return tail_log_probabilities(test), tail_log_probabilities(calibration)
-  return test, calibration
+  return (transform(test, stats, aggregation=aggregation),
+          transform(calibration, stats, aggregation=aggregation))

@@ -43,11 +43,13 @@ def member_configs(config: ml_collections.ConfigDict) -> list[ml_collections.Con
 
 def train_fleet(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, *,
                 stop_after_steps: int | None = None,
-                params_from: run_setup.ParamsFrom | None = None) -> list[MemberResult]:
+                params_from: run_setup.ParamsFrom | None = None,
+                new_named: bool = True) -> list[MemberResult]:
   """Trains one model per entity of `config.data.entities` and scores each into its run folder.
 
   All members share one run id, so `config.run_id` resumes the whole fleet:
   members already scored are kept, the others continue from their checkpoints.
+  `new_named`: as `runs.open_run`.
   """
   if jax.process_count() > 1:
     raise ValueError("launch.train_fleet runs in one process; run one fleet per host, each with "
@@ -59,11 +61,12 @@ def train_fleet(config: ml_collections.ConfigDict, workdir: str | pathlib.Path, 
     raise ValueError(f"The fleet's entities have different numbers of features ({widths}); one "
                      "program trains models of one shape: list entities of one width.")
   run_id = config.run_id or runs.new_run_id([runs.run_parent(workdir, c) for c in configs])
+  new_named = new_named or not config.run_id  # a fresh id names a new fleet
   run_dirs = []
   for c in configs:
     with c.unlocked():
       c.run_id = run_id
-    run_dirs.append(runs.open_run(workdir, c))
+    run_dirs.append(runs.open_run(workdir, c, new_named=new_named))
   todo = [i for i, d in enumerate(run_dirs) if not (d / "summary.json").exists()]
   results = {i: MemberResult(configs[i].data.entity, d, "already trained")
              for i, d in enumerate(run_dirs) if i not in todo}

@@ -8,6 +8,7 @@ reported beside it as an oracle.
 Over several entities every figure is given per entity, as the mean over
 entities, and pooled (threshold-free metrics on the concatenated series;
 thresholded ones from true and false positives summed over entities).
+A test series without labels gets only its thresholds and alarms (`alarms_only`).
 """
 
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ import numpy as np
 from tsad_jax import config_names
 from tsad_jax import metrics
 from tsad_jax import thresholds
+from tsad_jax.metrics.segments import anomaly_segments
 
 ORACLE = "best_f1_oracle"
 
@@ -84,10 +86,12 @@ def predictions(labels, scores, calib_scores, cfg: ml_collections.ConfigDict) ->
   """Per method (each configured one, then the oracle): each entity's 0/1 predictions.
 
   Each entry is a list of (threshold, predictions) per entity; the threshold is
-  one value, or one per test step for the streaming methods.
+  one value, or one per test step for the streaming methods. Without labels (any
+  entity's None) there is no oracle.
   """
   out = {}
-  for method in methods(cfg) + [ORACLE]:
+  oracle = [ORACLE] if all(y is not None for y in labels) else []
+  for method in methods(cfg) + oracle:
     out[method] = []
     for y, s, calib in zip(labels, scores, calib_scores, strict=True):
       if method == ORACLE:
@@ -116,6 +120,25 @@ def thresholded(names, labels, scores, calib_scores, cfg: ml_collections.ConfigD
       per_entity[name] = figures
     pooled = pooled_counts(labels, [preds for _, preds in per_method],
                            points_per_day=points_per_day)
+    out[method] = _aggregate(names, per_entity, pooled)
+  return out
+
+
+def alarms_only(names, predicted: dict, *, points_per_day: float | None = None) -> dict:
+  """What an unlabeled series has, per threshold method: each entity's threshold, the share
+  of its rows flagged, its alarm events and those per day; mean and pooled."""
+  out = {}
+  for method, per_method in predicted.items():
+    per_entity = {}
+    for name, (threshold, preds) in zip(names, per_method, strict=True):
+      events = len(anomaly_segments(preds))
+      per_entity[name] = {"threshold": float(np.mean(threshold)), "flagged": float(preds.mean()),
+                          "alarm-events": events,
+                          "alarm-events-per-day": _per_day(events, len(preds), points_per_day)}
+    flags = np.concatenate([preds for _, preds in per_method])
+    events = sum(e["alarm-events"] for e in per_entity.values())
+    pooled = {"flagged": float(flags.mean()), "alarm-events": events,
+              "alarm-events-per-day": _per_day(events, len(flags), points_per_day)}
     out[method] = _aggregate(names, per_entity, pooled)
   return out
 

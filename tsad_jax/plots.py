@@ -38,16 +38,24 @@ def loss_curves(history: list[dict], path: pathlib.Path) -> None:
   plt.close(fig)
 
 
-def score_with_threshold(score: np.ndarray, labels: np.ndarray, threshold, *, name: str,
-                         method: str, path: pathlib.Path) -> None:
-  """Total score over time, the threshold, and the true anomaly segments shaded."""
+def score_with_threshold(score: np.ndarray, labels: np.ndarray | None, threshold, *, name: str,
+                         method: str, path, alarms: np.ndarray | None = None) -> None:
+  """Total score over time, the threshold, the true anomaly segments shaded (where labels
+  exist) and, given `alarms`, the alarm events marked below the curve. `path`: a file path
+  or a binary file object."""
   fig, ax = plt.subplots(figsize=(12, 3.5))
-  _shade(ax, labels)
+  if labels is not None:
+    _shade(ax, labels)
   ax.plot(score, lw=0.6, color="tab:blue", label="anomaly score")
   ax.plot(np.broadcast_to(threshold, score.shape), lw=0.9, color="k", ls="--",
           label=f"{method} threshold")
+  if alarms is not None:
+    for segment in segments_from_labels(np.asarray(alarms, np.uint8)):
+      ax.axvspan(segment.start, segment.end + 1, ymax=0.06, color="tab:orange", lw=0)
+  shaded = ("true anomalies shaded" if labels is not None else "no labels") + (
+      ", alarm events in orange below" if alarms is not None else "")
   ax.set(xlabel="test timestep", ylabel="score", yscale="symlog",
-         title=f"{name}: test score (true anomalies shaded)")
+         title=f"{name}: test score ({shaded})")
   ax.legend(loc="upper right")
   fig.tight_layout()
   fig.savefig(path, dpi=110)
@@ -55,7 +63,7 @@ def score_with_threshold(score: np.ndarray, labels: np.ndarray, threshold, *, na
 
 
 def feature_heatmap(per_feature: np.ndarray, labels: np.ndarray, feature_names, *, name: str,
-                    path: pathlib.Path) -> None:
+                    path) -> None:
   """Per-feature scores over time (rank-scaled per feature), anomalies marked below."""
   ranks = per_feature.argsort(axis=0).argsort(axis=0) / max(len(per_feature) - 1, 1)
   fig, (ax, strip) = plt.subplots(2, 1, figsize=(12, 0.18 * len(feature_names) + 2),
@@ -104,4 +112,21 @@ def residual_heatmap(residual: np.ndarray, feature_names, *, name: str, segment:
   fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="squared residual")
   fig.tight_layout()
   fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def event_heatmap(per_feature: np.ndarray, feature_names, *, first: int, event: tuple[int, int],
+                  title: str, path) -> None:
+  """Each feature's scaled score around one alarm event (rows `first`.. of the series), the
+  event's rows `event` (inclusive) framed; the colour scale is shared by all features."""
+  fig, ax = plt.subplots(figsize=(8, 0.16 * len(feature_names) + 1.6))
+  rows = np.arange(first, first + len(per_feature))
+  image = ax.imshow(per_feature.T, aspect="auto", interpolation="nearest", cmap="magma",
+                    extent=(rows[0] - 0.5, rows[-1] + 0.5, len(feature_names) - 0.5, -0.5))
+  ax.axvspan(event[0] - 0.5, event[1] + 0.5, fill=False, ec="cyan", lw=1.5)
+  ax.set_yticks(range(len(feature_names)), feature_names, fontsize=6)
+  ax.set(xlabel="row", title=title)
+  fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02, label="scaled score")
+  fig.tight_layout()
+  fig.savefig(path, dpi=90)
   plt.close(fig)

@@ -84,31 +84,39 @@ def score_and_report(setup: run_setup.Setup, params, out_dir: pathlib.Path, *,
   calib_scores = [c.calibration.sum(axis=1) for c in calibrated]
   predicted = metric_summary.predictions(labels, test_scores, calib_scores, config.threshold)
   alarm_method = metric_summary.methods(config.threshold)[0]
-  test_scaled = _test_scaled(config)
   summary = {
       "model": config.model.name,
       "dataset": config.data.dataset,
       "entities": names,
       "scoring": {"mode": alarms.mode(config), "alarm_method": alarm_method,
                   "calibration_points": [len(c.calibration) for c in calibrated]},
-      **metric_summary.summarize(names, labels, test_scores, calib_scores, config,
-                                 points_per_day=prepared.dataset.points_per_day,
-                                 predicted=predicted),
   }
-  if test_scaled is not None:
-    totals = [alarms.calibrate(test, train, test_scaled, parts=entity.parts).test.sum(axis=1)
-              for test, train, entity in zip(test_raw, train_raw, entities, strict=True)]
-    summary["threshold_free_test_scaled"] = metric_summary.threshold_free(
-        names, labels, totals, sliding_window=config.eval.vus_window)
-  summary["baselines"] = _baselines(setup, names, labels, test_scaled)
+  points_per_day = prepared.dataset.points_per_day
+  if any(y is None for y in labels):
+    summary["labels"] = "none given: scores, thresholds and alarms only, no metrics"
+    summary["alarms"] = metric_summary.alarms_only(names, predicted,
+                                                   points_per_day=points_per_day)
+  else:
+    summary.update(metric_summary.summarize(names, labels, test_scores, calib_scores, config,
+                                            points_per_day=points_per_day, predicted=predicted))
+    test_scaled = _test_scaled(config)
+    if test_scaled is not None:
+      totals = [alarms.calibrate(test, train, test_scaled, parts=entity.parts).test.sum(axis=1)
+                for test, train, entity in zip(test_raw, train_raw, entities, strict=True)]
+      summary["threshold_free_test_scaled"] = metric_summary.threshold_free(
+          names, labels, totals, sliding_window=config.eval.vus_window)
+    summary["baselines"] = _baselines(setup, names, labels, test_scaled)
+    explained = metric_summary.interpretation(names, test_per_feature,
+                                              [e.segments for e in entities])
+    if explained is not None:
+      summary["interpretation"] = explained
   summary["scoring_seconds"] = scoring_seconds
   summary["machine"] = runs.machine()
-  explained = metric_summary.interpretation(names, test_per_feature, [e.segments for e in entities])
-  if explained is not None:
-    summary["interpretation"] = explained
   out_dir.mkdir(parents=True, exist_ok=True)
   runs.write_scores(out_dir, names, labels, test_per_feature, prepared.dataset.feature_names,
-                    alarms=[preds for _, preds in predicted[alarm_method]])
+                    alarms=[preds for _, preds in predicted[alarm_method]],
+                    thresholds=[np.broadcast_to(level, preds.shape)
+                                for level, preds in predicted[alarm_method]])
   if config.eval.plots:
     _plot(setup, out_dir / "plots", names, labels, test_per_feature, summary, history,
           params=params)
@@ -120,9 +128,10 @@ def _plot(setup, plot_dir, names, labels, per_feature, summary, history, params=
   plot_dir.mkdir(parents=True, exist_ok=True)
   if history:
     plots.loss_curves(history, plot_dir / "loss.png")
-  methods = [m for m in summary["thresholds"] if m != metric_summary.ORACLE]
+  sections = summary.get("thresholds") or summary["alarms"]
+  methods = [m for m in sections if m != metric_summary.ORACLE]
   method = methods[0] if methods else metric_summary.ORACLE
-  per_method = summary["thresholds"][method]
+  per_method = sections[method]
   feature_names = setup.prepared.dataset.feature_names
   thresholds = []
   for name, y, scores in zip(names, labels, per_feature, strict=True):
@@ -130,7 +139,8 @@ def _plot(setup, plot_dir, names, labels, per_feature, summary, history, params=
     thresholds.append(figures["threshold"])
     plots.score_with_threshold(scores.sum(axis=1), y, figures["threshold"], name=name,
                                method=method, path=plot_dir / f"score_{name}.png")
-    plots.feature_heatmap(scores, y, feature_names, name=name,
+    strip = np.zeros(len(scores), np.uint8) if y is None else y  # unlabeled: an empty strip
+    plots.feature_heatmap(scores, strip, feature_names, name=name,
                           path=plot_dir / f"features_{name}.png")
   if params is not None and setup.model_lib.HOOKS.residual_matrices is not None:
     _residual_plots(setup, params, plot_dir, names, per_feature, thresholds)

@@ -56,12 +56,16 @@ def new_run_id(parents: list[pathlib.Path]) -> str:
   return run_id
 
 
-def open_run(workdir: str | pathlib.Path, config: ml_collections.ConfigDict) -> pathlib.Path:
+def open_run(workdir: str | pathlib.Path, config: ml_collections.ConfigDict, *,
+             new_named: bool = True) -> pathlib.Path:
   """Creates a new run folder, or reopens `config.run_id` to resume it.
 
-  Resuming refuses a config that differs from the saved one in anything but
-  RESUMABLE_CHANGES and scoring-only fields (`is_rescoring_field`), since the
-  checkpoints belong to the saved config; the saved config takes those changes.
+  A `config.run_id` that names no run starts one under that name, or, with
+  `new_named=False` (launch.train without --new_run), is refused: a mistyped id
+  must not silently train from scratch. Resuming refuses a config that differs
+  from the saved one in anything but RESUMABLE_CHANGES and scoring-only fields
+  (`is_rescoring_field`), since the checkpoints belong to the saved config; the
+  saved config takes those changes.
   """
   parent = run_parent(workdir, config)
   if config.run_id:
@@ -79,6 +83,11 @@ def open_run(workdir: str | pathlib.Path, config: ml_collections.ConfigDict) -> 
       if saved != wanted:
         write_json(run_dir / CONFIG_FILE, json.loads(config.to_json()))
       return run_dir
+    if not new_named:
+      known = sorted(p.name for p in parent.glob("*") if (p / CONFIG_FILE).exists())
+      raise FileNotFoundError(
+          f"There is no run {run_dir} to resume (runs there: {', '.join(known) or 'none'}). "
+          "Check --config.run_id, or add --new_run to start a new run with that id.")
   else:
     run_dir = parent / new_run_id([parent])
   run_dir.mkdir(parents=True, exist_ok=True)
@@ -198,6 +207,17 @@ def rescoring_config(config: ml_collections.ConfigDict,
   return config
 
 
+def replace_atomically(path: pathlib.Path, data: bytes) -> None:
+  """Writes `data` to `path` so that a reader (or a process killed meanwhile) sees the old
+  file or the new one, never a part."""
+  temporary = path.with_name(f".{path.name}.tmp")
+  with open(temporary, "wb") as f:
+    f.write(data)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(temporary, path)
+
+
 def write_json(path: pathlib.Path, tree) -> None:
   path.write_text(json.dumps(tree, indent=2, default=_json_default) + "\n")
 
@@ -211,21 +231,25 @@ def _json_default(value):
 
 
 def write_scores(out_dir: pathlib.Path, entity_names, labels, per_feature, feature_names, *,
-                 alarms) -> None:
+                 alarms, thresholds) -> None:
   """Writes test scores as `scores.npz` (arrays) and `scores.csv` (one row per timestep):
-  the total and per-feature scores, the labels and the alarms (0/1 at the alarm threshold)."""
+  the total and per-feature scores, the labels (where given), the alarm method's
+  threshold at each row and the alarms (0/1)."""
   arrays = {}
   frames = []
-  for name, entity_labels, scores, flags in zip(entity_names, labels, per_feature, alarms,
-                                                strict=True):
+  for name, entity_labels, scores, flags, levels in zip(entity_names, labels, per_feature,
+                                                        alarms, thresholds, strict=True):
     arrays[f"{name}/score"] = scores.sum(axis=1)
     arrays[f"{name}/per_feature"] = scores
-    arrays[f"{name}/label"] = entity_labels
     arrays[f"{name}/alarm"] = flags
+    arrays[f"{name}/threshold"] = levels
     frame = pd.DataFrame(scores, columns=[f"score_{f}" for f in feature_names])
     frame.insert(0, "alarm", flags)
+    frame.insert(0, "threshold", levels)
     frame.insert(0, "score", scores.sum(axis=1))
-    frame.insert(0, "label", entity_labels)
+    if entity_labels is not None:
+      arrays[f"{name}/label"] = entity_labels
+      frame.insert(0, "label", entity_labels)
     frame.insert(0, "timestep", np.arange(len(scores)))
     frame.insert(0, "entity", name)
     frames.append(frame)

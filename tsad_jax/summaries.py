@@ -21,7 +21,7 @@ def same_figures(a: dict, b: dict, *, rtol: float = 1e-5) -> list[str]:
       differ.append(f"{path}: {x!r} vs {y!r}")
 
   for section in ("threshold_free", "threshold_free_test_scaled", "thresholds", "baselines",
-                  "interpretation"):
+                  "interpretation", "alarms"):
     walk(a.get(section), b.get(section), section)
   return differ
 
@@ -32,7 +32,9 @@ def load_summary(run_dir: str | pathlib.Path) -> dict:
 
 def headline(summary: dict) -> str:
   """A few lines for the terminal: the model's leading metrics beside the baselines, then
-  its alarms at each threshold method beside the oracle."""
+  its alarms at each threshold method beside the oracle (without labels: the alarms)."""
+  if "alarms" in summary:
+    return _unlabeled_headline(summary)
   keys = ("VUS-PR", "AUC-PR", "VUS-ROC", "Standard-F1", "PA-F1")
   rows = [("model: " + summary["model"], summary["threshold_free"]["mean"])]
   rows += [(f"baseline: {n}", b["threshold_free"]["mean"])
@@ -54,4 +56,13 @@ def headline(summary: dict) -> str:
     lines.append("interpretation: " + " ".join(
         f"{k} {m[k]:.4f}" for k in ("HitRate@100%", "HitRate@150%", "NDCG@100%", "NDCG@150%")
         if k in m))
+  return "\n".join(lines)
+
+
+def _unlabeled_headline(summary: dict) -> str:
+  lines = [f"scores: {summary['scoring']['mode']}", f"labels: {summary['labels']}"]
+  for method, figures in summary["alarms"].items():
+    m = figures["pooled"]
+    lines.append(f"threshold {method}: flagged {m['flagged']:.4f} of the test rows, "
+                 f"{m['alarm-events']} alarm events")
   return "\n".join(lines)

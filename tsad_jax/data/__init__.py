@@ -30,7 +30,8 @@ def load(data: ml_collections.ConfigDict) -> Dataset:
     return synthetic.load(data.synthetic, data.entity)
   if name == "csv":
     return csv_files.load(data.root, data.csv, data.entity,
-                          cache_dir=cache.resolve_dir(data.cache_dir))
+                          cache_dir=cache.resolve_dir(data.cache_dir),
+                          missing=data.get("missing", "error"))
   if name == "smd":
     return smd.load(resolve_root(data), data.entity, cache_dir=cache.resolve_dir(data.cache_dir))
   if name in ("smap", "msl"):

@@ -86,7 +86,8 @@ def check_matrix(array: np.ndarray, *, what: str, path: os.PathLike) -> None:
 
 
 def check_finite(array: np.ndarray, *, what: str, path: os.PathLike,
-                 lines: Sequence[int] | None = None) -> None:
+                 lines: Sequence[int] | None = None,
+                 fix: str = "Impute or drop them before loading.") -> None:
   """Refuses NaN/inf, naming how many and where.
 
   Args:
@@ -106,8 +107,7 @@ def check_finite(array: np.ndarray, *, what: str, path: os.PathLike,
            else f"rows {listing(rows)}")
   raise DataError(
       f"{what} in {path} has {int(bad.sum())} NaN/inf values in {len(rows)} rows ({where}) "
-      f"and {len(columns)} columns (0-based columns {listing(columns)}). "
-      "Impute or drop them before loading.")
+      f"and {len(columns)} columns (0-based columns {listing(columns)}). {fix}")
 
 
 def check_same_width(train: np.ndarray, test: np.ndarray, *, train_path: os.PathLike,

@@ -2,8 +2,10 @@
 
 Feature columns are the named ones, or every column but the timestamp and
 label columns. A timestamp column is dropped after checking that rows are
-sorted by it. The label column (0/1) is required in test and dropped from
-train. Train and test must hold the same feature columns; test columns are
+sorted by it. The label column (0/1; `label` unless data.csv.label_column
+names another) is dropped from train and read from test; a test file without
+it is unlabeled (its run reports scores and alarms, and says no labels were
+given). Train and test must hold the same feature columns; test columns are
 reordered to train's order.
 """
 
@@ -18,6 +20,7 @@ import pandas as pd
 from tsad_jax import config_names
 from tsad_jax.data import cache
 from tsad_jax.data import checks
+from tsad_jax.data import rows as rows_lib
 from tsad_jax.data.types import DataError
 from tsad_jax.data.types import Dataset
 from tsad_jax.data.types import Entity
@@ -25,7 +28,7 @@ from tsad_jax.data.types import segments_from_labels
 
 
 def load(root: str, options: ml_collections.ConfigDict, entity: str = "", *,
-         cache_dir: Path | None = None) -> Dataset:
+         cache_dir: Path | None = None, missing: str = "error") -> Dataset:
   """Loads one entity from `options` (config.data.csv); `root` prefixes relative paths.
 
   Args:
@@ -35,37 +38,35 @@ def load(root: str, options: ml_collections.ConfigDict, entity: str = "", *,
       label_column.
     entity: the entity's name; empty: the test file's stem.
     cache_dir: where parsed files are cached; None: no caching.
+    missing: gaps (empty, NaN or inf cells): refused ("error"), or filled
+      ("ffill", "interpolate"; `rows.fill_gaps`).
   """
   train_path = _resolve(root, options.train_file, "train_file")
   test_path = _resolve(root, options.test_file, "test_file")
   columns = dict(features=tuple(config_names.comma_list(options.feature_columns)),
-                 timestamp=options.timestamp_column.strip(), label=options.label_column.strip())
-  if not columns["label"]:
-    raise DataError(f"The test file {test_path} needs a 0/1 label column; name it with "
-                    "--config.data.csv.label_column=<column>.")
+                 timestamp=options.timestamp_column.strip(), label=options.label_column.strip(),
+                 missing=missing)
   key = repr(sorted(columns.items()))
   parse = functools.partial(read_table, **columns)
   train = cache.cached(train_path, parse, directory=cache_dir, key=key)
   test = cache.cached(test_path, parse, directory=cache_dir, key=key)
-  if "labels" not in test:
-    raise DataError(f"The test file {test_path} has no label column {columns['label']!r}; add "
-                    "it (0/1 per row) or fix --config.data.csv.label_column.")
   names = tuple(str(name) for name in train["features"])
   test_values = _align(test, names, train_path=train_path, test_path=test_path)
-  labels = test["labels"].astype(np.uint8)
+  labels = test["labels"].astype(np.uint8) if "labels" in test else None
   return Dataset(
       name="csv",
       entities=(Entity(name=entity or test_path.stem,
                        train=train["values"].astype(np.float32),
                        test=test_values.astype(np.float32),
-                       labels=labels, segments=segments_from_labels(labels),
+                       labels=labels,
+                       segments=() if labels is None else segments_from_labels(labels),
                        train_source=str(train_path), test_source=str(test_path)),),
       feature_names=names)
 
 
-def read_table(path: Path, *, features: tuple[str, ...], timestamp: str,
-               label: str) -> dict[str, np.ndarray]:
-  """Parses and checks one CSV file.
+def read_table(path: Path, *, features: tuple[str, ...], timestamp: str, label: str,
+               missing: str = "error") -> dict[str, np.ndarray]:
+  """Parses and checks one CSV file; gaps in the features as `missing` says.
 
   Returns:
     {"values": (T, D) float64, "features": (D,) column names, and "labels":
@@ -80,7 +81,15 @@ def read_table(path: Path, *, features: tuple[str, ...], timestamp: str,
                       f"{checks.listing(header)}); fix --config.data.csv.timestamp_column.")
     _check_sorted([row[index[timestamp]] for row in rows], lines, column=timestamp, path=path)
   values = np.stack([_numbers(rows, lines, index[name], name, path) for name in chosen], axis=1)
-  checks.check_finite(values, what="feature values", path=path, lines=lines)
+  if missing == "error":
+    checks.check_finite(values, what="feature values", path=path, lines=lines,
+                        fix="Fill them, or set --config.data.missing=ffill (or interpolate).")
+  else:
+    where = rows_lib.Columns(str(path), tuple(header), tuple(index[n] for n in chosen), None)
+    _, filled = rows_lib.fill_gaps(rows_lib.start_gaps(len(chosen)),
+                                   rows_lib.Parsed(values, [""] * len(values), np.array(lines)),
+                                   missing=missing, columns=where, final=True)
+    values = filled.values
   out = {"values": values, "features": np.array(chosen)}
   if label in index:
     labels = _numbers(rows, lines, index[label], label, path)
@@ -128,13 +137,14 @@ def _feature_columns(header: list[str], features: tuple[str, ...], *, timestamp:
 
 def _numbers(rows: list[list[str]], lines: list[int], column: int, name: str,
              path: Path) -> np.ndarray:
+  cells = [row[column].strip() or "nan" for row in rows]  # an empty cell is a gap
   try:
-    return np.array([row[column] for row in rows], dtype=np.float64)
+    return np.array(cells, dtype=np.float64)
   except ValueError:
     pass
   for row, line in zip(rows, lines, strict=True):
     try:
-      float(row[column])
+      float(row[column] or "nan")
     except ValueError:
       raise DataError(f"{path}: line {line}, column {name!r}: {row[column]!r} is not a number. "
                       "Every feature and label value must be numeric; fix that line.") from None
@@ -199,3 +209,17 @@ def _resolve(root: str, name: str, field: str) -> Path:
       f"{path.parent}: {checks.listing(nearby)}.")
   return path
 
+
+
+def write_series(path: str | Path, series: np.ndarray, feature_names, *, start: str,
+                 points_per_day: float | None = None) -> None:
+  """A (T, D) series as a CSV file: a `timestamp` column, then the features; refuses to
+  overwrite an existing file."""
+  path = Path(path)
+  if path.exists():
+    raise FileExistsError(f"{path} exists; choose another --output (it is not overwritten).")
+  seconds = 86_400 / points_per_day if points_per_day else 60.0
+  frame = pd.DataFrame(series, columns=list(feature_names))
+  stamps = pd.Timestamp(start) + pd.to_timedelta(np.arange(len(frame)) * seconds, unit="s")
+  frame.insert(0, "timestamp", stamps.strftime("%Y-%m-%d %H:%M:%S"))
+  frame.to_csv(path, index=False, float_format="%.9g")  # float32 values read back exactly

@@ -65,12 +65,16 @@ def load_machine(root: os.PathLike, name: str, *, cache_dir: Path | None = None)
   """One machine's train and test series, labels and labelled segments."""
   root = Path(root)
   paths = {part: root / part / f"{name}.txt" for part in ("train", "test", "test_label")}
-  for part, path in paths.items():
-    checks.require_file(path, what=f"SMD {part} file",
-                        available=sorted(p.stem for p in path.parent.glob("*.txt")))
+  for part in ("train", "test"):
+    checks.require_file(paths[part], what=f"SMD {part} file",
+                        available=sorted(p.stem for p in paths[part].parent.glob("*.txt")))
   train = _series(paths["train"], "train series", cache_dir)
   test = _series(paths["test"], "test series", cache_dir)
   checks.check_same_width(train, test, train_path=paths["train"], test_path=paths["test"])
+  if not paths["test_label"].is_file():  # unlabeled: scores and alarms, no metrics
+    return Entity(name=name, train=train.astype(np.float32), test=test.astype(np.float32),
+                  labels=None, train_source=str(paths["train"]),
+                  test_source=str(paths["test"]))
   labels = checks.check_labels(
       cache.cached(paths["test_label"], read_matrix, directory=cache_dir, key="smd")["values"],
       test_length=len(test), path=paths["test_label"])

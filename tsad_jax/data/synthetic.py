@@ -21,6 +21,7 @@ anomalies from another, so changing only the anomalies leaves the series as is.
 """
 
 from collections.abc import Sequence
+import dataclasses
 import functools
 from typing import NamedTuple
 
@@ -71,9 +72,13 @@ class _Model(NamedTuple):
 
 
 def load(options: ml_collections.ConfigDict, entity: str = "") -> Dataset:
-  """The synthetic data set config.data.synthetic describes, as a Dataset."""
+  """The synthetic data set config.data.synthetic describes, as a Dataset (with its labels
+  left out when `options.labels` is False)."""
   generated = from_config(options, entity or "synthetic")
-  return Dataset(name="synthetic", entities=(generated.entity,),
+  entity = generated.entity
+  if not options.get("labels", True):
+    entity = dataclasses.replace(entity, labels=None, segments=())
+  return Dataset(name="synthetic", entities=(entity,),
                  feature_names=generated.feature_names, points_per_day=DAY)
 
 

@@ -32,7 +32,8 @@ class Entity:
     name: entity id, e.g. "machine-1-6".
     train: (T_train, D) float32, raw (not normalised), finite.
     test: (T_test, D) float32, raw, finite.
-    labels: (T_test,) uint8 0/1 point labels of the test series.
+    labels: (T_test,) uint8 0/1 point labels of the test series, or None where none
+      were given (the run then reports scores, thresholds and alarms, no metrics).
     segments: labelled anomaly segments of the test series, with the
       explaining features where the data set gives them.
     train_source, test_source: where the series came from (a file or folder),
@@ -45,7 +46,7 @@ class Entity:
   name: str
   train: np.ndarray
   test: np.ndarray
-  labels: np.ndarray
+  labels: np.ndarray | None
   segments: tuple[Segment, ...] = ()
   train_source: str = "generated"
   test_source: str = "generated"

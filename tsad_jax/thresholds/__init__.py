@@ -45,6 +45,7 @@ from collections.abc import Callable
 from collections.abc import Mapping
 import math
 from typing import Any
+from typing import NamedTuple
 
 import numpy as np
 
@@ -58,10 +59,12 @@ from tsad_jax.thresholds.gpd import pot
 from tsad_jax.thresholds.streaming import DspotState  # noqa: F401
 from tsad_jax.thresholds.streaming import SpotState  # noqa: F401
 from tsad_jax.thresholds.streaming import dspot
-from tsad_jax.thresholds.streaming import dspot_init  # noqa: F401
+from tsad_jax.thresholds.streaming import dspot_follow
+from tsad_jax.thresholds.streaming import dspot_init
 from tsad_jax.thresholds.streaming import dspot_update  # noqa: F401
 from tsad_jax.thresholds.streaming import spot
-from tsad_jax.thresholds.streaming import spot_init  # noqa: F401
+from tsad_jax.thresholds.streaming import spot_follow
+from tsad_jax.thresholds.streaming import spot_init
 from tsad_jax.thresholds.streaming import spot_peaks  # noqa: F401
 from tsad_jax.thresholds.streaming import spot_update  # noqa: F401
 
@@ -264,3 +267,37 @@ def predict(test_scores: Any, threshold: Any) -> np.ndarray:
   if not np.all(np.isfinite(threshold)):
     raise ValueError("threshold has NaN/inf values.")
   return (scores > threshold).astype(np.uint8)
+
+
+class Follower(NamedTuple):
+  """A threshold method following a score stream: `state` is a SPOT or DSPOT state for the
+  streaming methods, the one fitted threshold (a float) for the others."""
+
+  method: str
+  state: Any
+
+
+def start(name: str, *, calib_scores: Any = None, options: Any = None) -> Follower:
+  """The threshold method `name` fitted on `calib_scores`, before the stream's first score."""
+  if name == "spot":
+    return Follower(name, spot_init(_require(calib_scores, "calib_scores", name),
+                                    q=_option(options, "pot_q", 1e-3),
+                                    level=_option(options, "pot_level", 0.98)))
+  if name == "dspot":
+    return Follower(name, dspot_init(_require(calib_scores, "calib_scores", name),
+                                     q=_option(options, "pot_q", 1e-3),
+                                     level=_option(options, "pot_level", 0.98),
+                                     depth=_option(options, "dspot_depth", 10)))
+  return Follower(name, float(compute(name, calib_scores=calib_scores, options=options)))
+
+
+def follow(follower: Follower, scores: Any) -> tuple[Follower, np.ndarray]:
+  """The next (T,) scores of the stream -> (the follower after them, the (T,) threshold in
+  effect for each), the same as `compute` on the whole stream gives."""
+  if follower.method == "spot":
+    state, levels, _ = spot_follow(follower.state, scores)
+  elif follower.method == "dspot":
+    state, levels, _ = dspot_follow(follower.state, scores)
+  else:
+    state, levels = follower.state, np.full(as_scores(scores, "scores").size, follower.state)
+  return Follower(follower.method, state), levels

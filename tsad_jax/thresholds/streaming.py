@@ -161,8 +161,14 @@ def spot(calib_scores: Any, test_scores: Any, *, q: float = 1e-3,
   Raises:
     ValueError: as `pot`, or non-finite test scores.
   """
-  state = spot_init(calib_scores, q=q, level=level)
-  test = as_scores(test_scores, "test_scores")
+  _, thresholds, alarms = spot_follow(spot_init(calib_scores, q=q, level=level), test_scores)
+  return thresholds, alarms
+
+
+def spot_follow(state: SpotState, scores: Any) -> tuple[SpotState, np.ndarray, np.ndarray]:
+  """`spot_update` on each of `scores` in order: (state after them, (T,) thresholds, (T,)
+  uint8 alarms). Runs of values <= t (which never changes) are skipped in bulk."""
+  test = as_scores(scores, "test_scores")
   thresholds = np.empty(test.size, dtype=np.float64)
   alarms = np.zeros(test.size, dtype=np.uint8)
   previous = 0
@@ -173,7 +179,7 @@ def spot(calib_scores: Any, test_scores: Any, *, q: float = 1e-3,
     alarms[i] = alarm
     previous = i + 1
   thresholds[previous:] = state.threshold
-  return thresholds, alarms
+  return state._replace(num_obs=state.num_obs + int(test.size - previous)), thresholds, alarms
 
 
 # ---------------------------------------------------------------------------
@@ -246,9 +252,16 @@ def dspot(calib_scores: Any, test_scores: Any, *, q: float = 1e-3, level: float 
     arrived, and (T,) uint8 alarms.
   """
   state = dspot_init(calib_scores, q=q, level=level, depth=depth)
-  test = as_scores(test_scores, "test_scores")
+  _, thresholds, alarms = dspot_follow(state, test_scores)
+  return thresholds, alarms
+
+
+def dspot_follow(state: DspotState, scores: Any) -> tuple[DspotState, np.ndarray, np.ndarray]:
+  """`dspot_update` on each of `scores` in order: (state after them, (T,) thresholds, (T,)
+  uint8 alarms)."""
+  test = as_scores(scores, "test_scores")
   thresholds = np.empty(test.size, dtype=np.float64)
   alarms = np.zeros(test.size, dtype=np.uint8)
   for i, score in enumerate(test):
     state, thresholds[i], alarms[i] = dspot_update(state, score)
-  return thresholds, alarms
+  return state, thresholds, alarms
