@@ -52,6 +52,8 @@ def _define_flags() -> None:
   flags.DEFINE_integer("rows", 4096, "Rows streamed per model (throughput).")
   flags.DEFINE_integer("latency_rows", 300, "Rows streamed one at a time per model.")
   flags.DEFINE_integer("memory_rows", 10_000_000, "Rows of the memory run.")
+  flags.DEFINE_string("run", None, "Throughput of this trained run folder's model instead "
+                      "(calibrated on its whole training series, as launch.detect does).")
   flags.DEFINE_string("out", None, "Folder for the sections (e.g. docs/performance).")
 
 
@@ -72,8 +74,15 @@ def fresh_deployment(name: str, entity: str) -> tuple[stream.Deployment, np.ndar
   return dep, chosen.test
 
 
-def throughput(name: str, entity: str, rows: int, latency_rows: int) -> dict:
-  dep, test = fresh_deployment(name, entity)
+def trained_deployment(run_dir: str) -> tuple[stream.Deployment, np.ndarray]:
+  """A trained run's deployment (launch.detect's) and its entity's test rows."""
+  dep = deployment.load(run_dir, batch=MICRO_BATCH)
+  return dep, data_lib.load(dep.config.data).entities[0].test
+
+
+def throughput(name: str, entity: str, rows: int, latency_rows: int, *,
+               run_dir: str | None = None) -> dict:
+  dep, test = trained_deployment(run_dir) if run_dir else fresh_deployment(name, entity)
   warm = dep.window + 2 * MICRO_BATCH
   state, _ = stream.update(dep, stream.start(dep), test[:warm], batch=MICRO_BATCH)
   state, _ = stream.update(dep, state, test[warm:warm + 1], batch=MICRO_BATCH)  # compiled
@@ -149,12 +158,17 @@ def main(argv):
   del argv
   f = flags.FLAGS
   sections = {}
-  if "throughput" in f.sections:
+  if "throughput" in f.sections and f.run:
+    row = throughput("", "", f.rows, f.latency_rows, run_dir=f.run)
+    row["config"] = f"trained run {pathlib.Path(f.run).parent.name}"
+    print(_markdown([row]))
+  elif "throughput" in f.sections:
     table = [throughput(name, f.entity, f.rows, f.latency_rows) for name in f.configs]
     sections["throughput"] = (
         f"Streaming throughput and latency, {f.entity} test rows, micro-batches of "
-        f"{MICRO_BATCH} rows (rows/s) and single rows (latency).\n\n"
-        f"Command: `python -m bench.streaming --sections=throughput`.\n\n" + _markdown(table))
+        f"{MICRO_BATCH} rows (rows/s) and single rows (latency), freshly initialised "
+        f"parameters.\n\nCommand: `python -m bench.streaming --sections=throughput`.\n\n"
+        + _markdown(table))
   if "memory" in f.sections:
     table = memory(f.memory_rows)
     sections["memory"] = (

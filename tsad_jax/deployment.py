@@ -27,7 +27,7 @@ from tsad_jax.data import load as load_data
 from tsad_jax.data import normalize
 from tsad_jax.data.types import Entity
 
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 
 
 def load(run_dir: str | pathlib.Path, *, entity: str = "",

@@ -101,7 +101,8 @@ def run(dep: stream.Deployment, input_path: str, out_dir: pathlib.Path, options:
   try:
     for block, offset, final in reader.blocks(stopping):
       state = _process(dep, state, block, options, writer, final=final)._replace(offset=offset)
-      bar.update(offset - bar.n) if reader.size else bar.update(0)
+      if reader.size:
+        bar.update(offset - bar.n)
       since_checkpoint += len(block)
       if since_checkpoint >= options.checkpoint_rows or final:
         _checkpoint(out_dir, state, writer)

@@ -33,6 +33,7 @@ from tsad_jax import feature_scaling
 from tsad_jax import smoothing
 from tsad_jax import thresholds
 from tsad_jax.data import normalize
+from tsad_jax.data import windows as windows_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,13 +101,14 @@ class Scored(NamedTuple):
   alarm: np.ndarray
 
 
-@functools.partial(jax.jit, static_argnames=("model", "model_lib"))
-def _score_windows(params, windows, ends, key, *, model, model_lib):
-  """(B, W, D) windows ending at stream rows `ends` -> (B, S, ...) scores, each window scored
-  on its own with `key` folded with its last row."""
+@functools.partial(jax.jit, static_argnames=("model", "model_lib", "window"))
+def _score_windows(params, rows, last, ends, seed, *, model, model_lib, window):
+  """The windows of `rows` ending at its rows `last` (stream rows `ends`) -> (B, S, ...)
+  scores, each window scored on its own with the run's scoring key folded with its end."""
+  key = jax.random.fold_in(jax.random.PRNGKey(seed), 2)  # the key scoring.py's scores use
   score_fn = model_lib.HOOKS.score_parts or model_lib.score
-  one = lambda window, end: score_fn(model, params, window[None],
-                                     rng=jax.random.fold_in(key, end))[0]
+  windows = windows_lib.take_windows(rows, last - window + 1, window)
+  one = lambda w, end: score_fn(model, params, w[None], rng=jax.random.fold_in(key, end))[0]
   return jax.vmap(one)(windows, ends)
 
 
@@ -129,7 +131,8 @@ def score_rows(dep: Deployment, state: ScoringState, rows: np.ndarray, *,
   total = first_row + len(norm)
   ends = np.arange(max(first_row, window - 1), total)
   ends = ends[(ends - (window - 1)) % stride == 0]
-  scores = _windows_scores(dep, buffer, ends - offset, ends, batch=batch)
+  # `batch` rows hold at most ceil(batch / stride) scored windows: one call's worth.
+  scores = _windows_scores(dep, buffer, ends - offset, ends, batch=-(-batch // stride))
   done_before = first_row if first_row >= window else 0
   done_after = total if total >= window else 0
   targets = np.arange(done_before, done_after)
@@ -153,30 +156,35 @@ def score_rows(dep: Deployment, state: ScoringState, rows: np.ndarray, *,
 
 def _windows_scores(dep: Deployment, buffer: np.ndarray, buffer_ends: np.ndarray,
                     stream_ends: np.ndarray, *, batch: int) -> np.ndarray:
-  """Scores of the windows ending at `buffer_ends`, in padded batches of `batch`."""
-  window = dep.window
+  """Scores of the windows ending at `buffer_ends` (every `dep.stride`-th row), in batches of
+  one shape: `batch` windows (the last batch padded) cut on the device from the rows they
+  span, padded to a fixed length."""
+  window, stride = dep.window, dep.stride
+  span = window + (batch - 1) * stride  # rows under `batch` windows `stride` apart
   pieces = []
-  base = jax.random.fold_in(jax.random.PRNGKey(dep.config.seed), 2)
+  rows = np.zeros((span, buffer.shape[1]), np.float32)
   for begin in range(0, len(buffer_ends), batch):
     ends = buffer_ends[begin:begin + batch]
-    size = len(ends)
-    padded = np.resize(ends, batch)
-    windows = buffer[padded[:, None] + np.arange(-window + 1, 1)]
-    scores = np.asarray(_score_windows(dep.params, windows,
-                                       np.resize(stream_ends[begin:begin + batch], batch), base,
-                                       model=dep.model, model_lib=dep.model_lib))
-    pieces.append(scores[:size])
+    first = ends[0] - window + 1
+    cut = buffer[first:first + span]
+    rows[:len(cut)], rows[len(cut):] = cut, 0.0
+    last = np.resize(ends - first, batch).astype(np.int32)
+    stream_last = np.resize(stream_ends[begin:begin + batch], batch).astype(np.int32)
+    scores = np.asarray(_score_windows(dep.params, rows, last, stream_last, dep.config.seed,
+                                       model=dep.model, model_lib=dep.model_lib,
+                                       window=window))
+    pieces.append(scores[:len(ends)])
   if not pieces:
     return np.zeros((0,) + _score_shape(dep), np.float32)
   return np.concatenate(pieces).astype(np.float32)
 
 
 def _score_shape(dep: Deployment) -> tuple[int, ...]:
-  windows = jax.ShapeDtypeStruct((1, dep.window, len(dep.feature_names)), np.float32)
+  rows = jax.ShapeDtypeStruct((dep.window, len(dep.feature_names)), np.float32)
   ends = jax.ShapeDtypeStruct((1,), np.int32)
   shape = jax.eval_shape(functools.partial(_score_windows, model=dep.model,
-                                           model_lib=dep.model_lib), dep.params, windows, ends,
-                         jax.random.PRNGKey(0))
+                                           model_lib=dep.model_lib, window=dep.window),
+                         dep.params, rows, ends, ends, 0)
   return shape.shape[1:]
 
 

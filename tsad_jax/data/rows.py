@@ -108,27 +108,25 @@ def _is_number(cell: str) -> bool:
 
 def check_order(parsed: Parsed, previous, columns: Columns):
   """Refuses an unreadable, repeated or backwards timestamp; returns the chunk's last time
-  (for the next chunk's check) or `previous` for an empty chunk."""
+  (for the next chunk's check: `previous`, None before the first), or `previous` for an empty
+  chunk or an input without timestamps."""
   if columns.timestamp is None or not parsed.stamps:
     return previous
   name = columns.header[columns.timestamp]
   times = _times(parsed, name=name, path=columns.path)
-  if previous is not None:
-    if isinstance(previous, float) != isinstance(times[0], float):
-      raise DataError(f"{columns.path}: line {parsed.lines[0]}, timestamp column {name!r}: "
-                      f"{parsed.stamps[0]!r} mixes numbers and dates; use one kind.")
-    times = np.concatenate([np.asarray([previous], dtype=times.dtype), times])
-  else:
-    times = np.concatenate([times[:1], times])  # the first row has nothing before it
-  bad = np.flatnonzero(times[1:] <= times[:-1])
-  bad = bad[(bad > 0) | (previous is not None)]
+  if previous is not None and isinstance(previous, float) != (times.dtype.kind == "f"):
+    raise DataError(f"{columns.path}: line {parsed.lines[0]}, timestamp column {name!r}: "
+                    f"{parsed.stamps[0]!r} mixes numbers and dates; use one kind.")
+  before = times[:-1] if previous is None else np.concatenate([[previous], times[:-1]])
+  rows = np.arange(len(times))[len(times) - len(before):]  # the rows that have a row before
+  bad = rows[times[rows] <= before]
   if bad.size:
     i = bad[0]
-    what = "repeats" if times[i + 1] == times[i] else "goes back from"
+    what = "repeats" if times[i] == before[i - rows[0]] else "goes back from"
     raise DataError(f"{columns.path}: line {parsed.lines[i]}, timestamp column {name!r}: "
                     f"{parsed.stamps[i]!r} {what} the row before; rows must be in time order "
                     "with no repeated timestamps. Sort the file and drop repeated rows.")
-  return times[-1].item() if isinstance(times[-1], np.floating) else times[-1]
+  return float(times[-1]) if times.dtype.kind == "f" else times[-1]
 
 
 def _times(parsed: Parsed, *, name: str, path: str) -> np.ndarray:
