@@ -12,7 +12,7 @@ from tsad_jax.data import DATA_ROOT_ENV  # noqa: F401  (re-exported for configs)
 def data_config() -> ml_collections.ConfigDict:
   """Which series to load and how to prepare them."""
   data = ml_collections.ConfigDict()
-  data.dataset = "synthetic"  # synthetic | smd | smap | msl | csv
+  data.dataset = "synthetic"  # synthetic | smd | asd | smap | msl | csv
   # The data set's own folder (the one holding train/, test/, ...). Empty:
   # $TSAD_JAX_DATA_ROOT/<ServerMachineDataset|SMAP_MSL>.
   data.root = ""

@@ -64,6 +64,25 @@ def _load_smd(root, entity="machine-1-1", cache_dir=None):
   return data.load(_config("smd", root, entity, cache_dir or root.parent / "cache"))
 
 
+def test_asd_loads_its_servers_from_the_smd_layout(tmp_path, monkeypatch):
+  root = tmp_path / "ASD"
+  for i in (1, 2, 10):
+    _smd_machine(root, f"omi-{i}", width=19, seed=i)
+  dataset = data.load(_config("asd", root, "omi-2", tmp_path / "cache"))
+  entity, = dataset.entities
+  assert dataset.name == "asd" and entity.name == "omi-2" and dataset.num_features == 19
+  assert dataset.points_per_day == 288  # one row every 5 minutes
+  assert entity.segments == (Segment(3, 5, (0, 2)), Segment(20, 20, (1,)))
+  fleet = _config("asd", root, cache_dir=tmp_path / "cache")
+  fleet.entities = "all"
+  assert data.fleet_entities(fleet) == ["omi-1", "omi-10", "omi-2"]
+  monkeypatch.setenv(data.DATA_ROOT_ENV, str(tmp_path))  # data.root empty: <env>/ASD
+  by_env = _config("asd", "", "omi-1", tmp_path / "cache")
+  assert data.load(by_env).entities[0].name == "omi-1"
+  _assert_refused(lambda: data.load(_config("asd", root, "omi-3", tmp_path / "cache")),
+                  "Unknown entity omi-3", "omi-1, omi-10, omi-2")
+
+
 def test_smd_loads_a_machine(smd_root):
   dataset = _load_smd(smd_root)
   entity, = dataset.entities

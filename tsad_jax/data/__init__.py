@@ -19,8 +19,9 @@ from tsad_jax.data.types import Segment
 # The folder holding the standard data set folders (`ServerMachineDataset/`, `SMAP_MSL/`);
 # used when `data.root` is left empty.
 DATA_ROOT_ENV = "TSAD_JAX_DATA_ROOT"
-DATASETS = ("synthetic", "smd", "smap", "msl", "csv")
-FOLDERS = {"smd": smd.FOLDER, "smap": smap_msl.FOLDER, "msl": smap_msl.FOLDER}
+DATASETS = ("synthetic", "smd", "asd", "smap", "msl", "csv")
+FOLDERS = {"smd": smd.FOLDER, "asd": smd.ASD_FOLDER, "smap": smap_msl.FOLDER,
+           "msl": smap_msl.FOLDER}
 
 
 def load(data: ml_collections.ConfigDict) -> Dataset:
@@ -32,8 +33,9 @@ def load(data: ml_collections.ConfigDict) -> Dataset:
     return csv_files.load(data.root, data.csv, data.entity,
                           cache_dir=cache.resolve_dir(data.cache_dir),
                           missing=data.get("missing", "error"))
-  if name == "smd":
-    return smd.load(resolve_root(data), data.entity, cache_dir=cache.resolve_dir(data.cache_dir))
+  if name in ("smd", "asd"):
+    return smd.load(resolve_root(data), data.entity, cache_dir=cache.resolve_dir(data.cache_dir),
+                    dataset=name)
   if name in ("smap", "msl"):
     return smap_msl.load(resolve_root(data), name, data.entity)
   raise DataError(f"Unknown data set {data.dataset!r}; set --config.data.dataset to one of "
@@ -43,15 +45,15 @@ def load(data: ml_collections.ConfigDict) -> Dataset:
 def fleet_entities(data: ml_collections.ConfigDict) -> list[str]:
   """The entities `data.entities` names ("all", or a comma list), each to get its own model."""
   name = data.dataset.strip().lower()
-  if name == "smd":
+  if name in ("smd", "asd"):
     root = resolve_root(data)
     return checks.select_entities(data.entities, smd.machines(root), where=str(root / "train"))
   if name in ("smap", "msl"):
     root = resolve_root(data)
     return checks.select_entities(data.entities, smap_msl.channels(root, name),
                                   where=str(root / smap_msl.LABELS_FILE))
-  raise DataError(f"config.data.entities: a fleet needs a data set of several entities (smd, smap "
-                  f"or msl), not {data.dataset!r}.")
+  raise DataError(f"config.data.entities: a fleet needs a data set of several entities (smd, "
+                  f"asd, smap or msl), not {data.dataset!r}.")
 
 
 def resolve_root(data: ml_collections.ConfigDict) -> Path:

@@ -1,6 +1,8 @@
-"""SMD, the Server Machine Dataset (Su et al., KDD 2019), in its original layout.
+"""SMD, the Server Machine Dataset (Su et al., KDD 2019), in its original layout, and ASD,
+the Application Server Dataset (Li et al., InterFusion, KDD 2021: 12 servers `omi-1` ..
+`omi-12`, 19 metrics, one row every 5 minutes), which comes in the same layout.
 
-    <root>/train/<machine>.txt                comma-separated floats, one row per minute
+    <root>/train/<machine>.txt                comma-separated floats, one row per interval
     <root>/test/<machine>.txt
     <root>/test_label/<machine>.txt           one 0/1 per test row
     <root>/interpretation_label/<machine>.txt optional; lines "start-end:dim,dim,..."
@@ -27,6 +29,7 @@ from tsad_jax.data.types import Segment
 from tsad_jax.data.types import segments_from_labels
 
 FOLDER = "ServerMachineDataset"
+ASD_FOLDER = "ASD"
 
 _RANGE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*:\s*(\d+(?:\s*,\s*\d+)*)\s*$")
 
@@ -39,7 +42,7 @@ class Interpretation(NamedTuple):
   dims: tuple[int, ...]
 
 
-ROWS_PER_DAY = 24 * 60  # one row a minute
+ROWS_PER_DAY = {"smd": 24 * 60, "asd": 24 * 12}  # SMD: a row a minute; ASD: every 5 minutes
 
 
 def machines(root: os.PathLike) -> list[str]:
@@ -47,18 +50,22 @@ def machines(root: os.PathLike) -> list[str]:
   return sorted(path.stem for path in (Path(root) / "train").glob("*.txt"))
 
 
-def load(root: os.PathLike, entity: str = "all", *, cache_dir: Path | None = None) -> Dataset:
-  """Loads the machines named by `entity` ("machine-1-6", a comma list, or "all")."""
+def load(root: os.PathLike, entity: str = "all", *, cache_dir: Path | None = None,
+         dataset: str = "smd") -> Dataset:
+  """Loads the machines named by `entity` ("machine-1-6", a comma list, or "all") of
+  `dataset` ("smd", or "asd": servers "omi-1" ..)."""
   root = Path(root)
+  folder = ASD_FOLDER if dataset == "asd" else FOLDER
   checks.require_dir(
-      root / "train", what="SMD train folder",
-      fix=f"data.root must be the {FOLDER} folder itself (holding train/, test/, test_label/).")
+      root / "train", what=f"{dataset.upper()} train folder",
+      fix=f"data.root must be the {folder} folder itself (holding train/, test/, test_label/).")
   available = machines(root)
   names = checks.select_entities(entity, available, where=str(root / "train"))
   entities = tuple(load_machine(root, name, cache_dir=cache_dir) for name in names)
   width = checks.check_same_features({e.name: e.train.shape[1] for e in entities}, where=str(root))
-  return Dataset(name="smd", entities=entities, feature_names=tuple(f"f{i}" for i in range(width)),
-                 points_per_day=ROWS_PER_DAY)
+  return Dataset(name=dataset, entities=entities,
+                 feature_names=tuple(f"f{i}" for i in range(width)),
+                 points_per_day=ROWS_PER_DAY[dataset])
 
 
 def load_machine(root: os.PathLike, name: str, *, cache_dir: Path | None = None) -> Entity:
