@@ -206,7 +206,7 @@ def test_missing_root_says_how_to_point_at_the_data(dataset, monkeypatch, tmp_pa
 
 def test_unknown_dataset_lists_valid_ones():
   _assert_refused(lambda: data.load(_config("yahoo", "")), "yahoo",
-                  "synthetic, smd, smap, msl, csv")
+                  "synthetic, smd, asd, smap, msl, csv")
 
 
 # --- Cache -------------------------------------------------------------------------------------
