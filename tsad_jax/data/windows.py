@@ -25,7 +25,7 @@ def window_starts(lengths: Sequence[int], *, window: int, stride: int = 1) -> np
 
   Each segment contributes starts 0, stride, 2*stride, ... plus, when the
   stride skips it, the window ending exactly at the segment's last point, so
-  every timestep is covered.
+  every timestep is covered while stride <= window.
 
   Args:
     lengths: length of each segment, in concatenation order.
@@ -73,7 +73,8 @@ def split_train_val(length: int, *, window: int, val_fraction: float) -> tuple[i
 
   Returns:
     (train_length, val_length) with train first in time. val_length is 0 when
-    val_fraction is 0; otherwise both parts hold at least one window.
+    val_fraction of the length rounds to 0 rows; otherwise both parts hold at
+    least one window.
   """
   if not 0.0 <= val_fraction < 1.0:
     raise ValueError(f"data.val_fraction must be in [0, 1), got {val_fraction}.")
