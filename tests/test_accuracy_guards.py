@@ -7,7 +7,7 @@ less a margin of about 0.04 for float differences between machines. The full ben
 figures for the same machine are in docs/RESULTS.md.
 """
 
-from configs import smd_mtadgat
+from tests.test_mtad_gat import short_smd_config
 from tsad_jax import experiment
 from tsad_jax import summaries
 
@@ -15,16 +15,7 @@ FLOORS = {"model": 0.40, "zscore": 0.77, "pca": 0.81}
 
 
 def test_a_short_mtad_gat_run_on_machine_1_6_keeps_its_vus_pr(tmp_path, data_root):
-  config = smd_mtadgat.get_config("machine-1-6")
-  config.data.root = str(data_root / "ServerMachineDataset")
-  config.data.window = 21
-  config.data.train_stride = 100
-  config.train.max_epochs = 1
-  config.train.progress_bar = False
-  config.model.update(dict(gru_hid_dim=16, fc_hid_dim=16, recon_hid_dim=16, fc_n_layers=1,
-                           scale_scores=True))
-  config.eval.plots = False
-  config.eval.batch_size = 2048
+  config = short_smd_config(data_root)
   summary = summaries.load_summary(experiment.train_and_evaluate(config, tmp_path))
   assert summary["scoring"]["mode"].startswith("causal")
   figures = {"model": summary["threshold_free"]["mean"]["VUS-PR"]}

@@ -188,7 +188,9 @@ def test_spacecraft_configs_forecast_the_telemetry_channel_only():
   assert smd_mtadgat.get_config().model.target_dims == ""
 
 
-def test_short_real_smd_run(tmp_path, data_root):
+def short_smd_config(data_root):
+  """A small MTAD-GAT on SMD machine-1-6, one epoch over every 100th window: under a minute.
+  Also the accuracy guard's run (tests/test_accuracy_guards.py)."""
   config = smd_mtadgat.get_config("machine-1-6")
   config.data.root = str(data_root / "ServerMachineDataset")
   config.data.window = 21
@@ -199,6 +201,11 @@ def test_short_real_smd_run(tmp_path, data_root):
                            scale_scores=True))
   config.eval.plots = False
   config.eval.batch_size = 2048
+  return config
+
+
+def test_short_real_smd_run(tmp_path, data_root):
+  config = short_smd_config(data_root)
   # scores.npz then holds the model's own per-feature scores, unsmoothed and unscaled
   config.eval.update(smoothing="none", feature_scaling="none", aggregation="sum")
   run_dir = experiment.train_and_evaluate(config, tmp_path)
