@@ -38,7 +38,7 @@ import numpy as np
 from bench import profile
 from bench import scale
 from bench import steps as steps_lib
-from interop import parity
+from interop import pair as pair_lib
 from tsad_jax import config_names
 from tsad_jax import run_setup
 from tsad_jax import runs
@@ -157,11 +157,11 @@ def torch_rates(setup: run_setup.Setup, pair, steps: int, score_batches: int):
 def measure(name: str, entity: str, steps: int, score_batches: int, with_torch: bool) -> Row:
   config = config_names.load(name)
   config.data.entity = entity
-  config.model = parity.without_dropout(config.model)
+  config.model = pair_lib.without_dropout(config.model)
   setup = run_setup.build(config)
   pair = None
   if with_torch:
-    pair = parity.make_pair(config.model, num_features=setup.prepared.num_features,
+    pair = pair_lib.make_pair(config.model, num_features=setup.prepared.num_features,
                             window=config.data.window)
     params = pair.params
   else:
@@ -183,9 +183,9 @@ def phases(name: str, entity: str, steps: int) -> dict[str, float]:
 
   config = config_names.load(name)
   config.data.entity = entity
-  config.model = parity.without_dropout(config.model)
+  config.model = pair_lib.without_dropout(config.model)
   setup = run_setup.build(config)
-  pair = parity.make_pair(config.model, num_features=setup.prepared.num_features,
+  pair = pair_lib.make_pair(config.model, num_features=setup.prepared.num_features,
                           window=config.data.window)
   lib, model, params, key = setup.model_lib, setup.model, pair.params, jax.random.PRNGKey(3)
   starts = steps_lib.batches(setup, steps + 2, config.train.batch_size)

@@ -135,14 +135,15 @@ def test_parity_program_on_real_smd_windows(data_root):
                     "--windows=data", "--batch=2", "--config.model.hidden_size=8",
                     f"--config.data.root={data_root / 'ServerMachineDataset'}")
   assert "grad encoder.lstm_enc.weight_ih_l0" in out and "score " in out
+  assert "100 steps: encoder.lstm_enc.weight_ih_l0" in out
   assert out.strip().endswith("quantities within tolerance.") and "ABOVE" not in out
 
 
 def test_parity_report_flags_a_difference_above_tolerance():
-  from interop import parity  # noqa: PLC0415
+  from interop import pair as pair_lib  # noqa: PLC0415
 
-  fine = parity.difference("loss", np.float32(1.0), np.float32(1.0 + 1e-7), tolerance=1e-5)
-  off = parity.difference("score", np.ones(3), np.ones(3) + 1e-3, tolerance=1e-5)
+  fine = pair_lib.difference("loss", np.float32(1.0), np.float32(1.0 + 1e-7), tolerance=1e-5)
+  off = pair_lib.difference("score", np.ones(3), np.ones(3) + 1e-3, tolerance=1e-5)
   assert fine.ok and not off.ok
-  lines = parity.report([fine, off]).splitlines()
+  lines = pair_lib.report([fine, off]).splitlines()
   assert "ABOVE" not in lines[1] and lines[2].endswith("<-- ABOVE")

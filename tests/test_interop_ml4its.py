@@ -120,7 +120,7 @@ PORT_DEFAULTS = dict(kernel_size=7, feat_gat_embed_dim=None, time_gat_embed_dim=
                      alpha=0.2)
 
 
-def _our_config(port_args: dict):
+def our_config(port_args: dict):
   """config.model of our MTAD-GAT set to the port's arguments (None embed dims: 0)."""
   config = common.get_config("mtad_gat").model
   config.update({_FIELD.get(k, k): (0 if v is None else v) for k, v in port_args.items()})
@@ -144,7 +144,7 @@ def test_ml4its_mtad_gat_state_dict_converts_and_matches(tmp_path, overrides):
   path = tmp_path / "ml4its.pt"
   torch.save(port.state_dict(), path)
 
-  config = _our_config(port_args)
+  config = our_config(port_args)
   ours = twin.build(config, num_features=FEATURES, window=LOOKBACK + 1)
   port_shapes = {k: tuple(v.shape) for k, v in port.state_dict().items()}
   assert {k: tuple(v.shape) for k, v in ours.state_dict().items()} == port_shapes

@@ -23,13 +23,13 @@ def learning_rate(optim: ml_collections.ConfigDict, count, *, steps_per_epoch,
                   total_steps) -> jax.Array:
   """The rate at step `count`: constant | cosine (to 0 over the run) | step (x decay_rate
   every decay_epochs); the lengths may be traced arrays."""
-  rate = jnp.asarray(optim.learning_rate, jnp.float32)
+  rate = jnp.asarray(optim.learning_rate)  # float32, or float64 under jax_enable_x64
   if optim.schedule == "cosine":
-    fraction = jnp.minimum(count, total_steps) / jnp.maximum(total_steps, 1)
+    fraction = jnp.minimum(count, total_steps) / jnp.maximum(total_steps, 1).astype(rate.dtype)
     return rate * 0.5 * (1.0 + jnp.cos(jnp.pi * fraction))
   if optim.schedule == "step":
     transitions = jnp.floor_divide(count, jnp.maximum(optim.decay_epochs * steps_per_epoch, 1))
-    return rate * jnp.asarray(optim.decay_rate, jnp.float32) ** transitions
+    return rate * jnp.asarray(optim.decay_rate) ** transitions
   return rate
 
 

@@ -12,6 +12,8 @@ over the window and averaged over the batch. Score: -log p(x_W | z) of the last
 point per feature, averaged over `test_n_z` posterior samples.
 """
 
+import math
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -25,7 +27,7 @@ SCORING_FIELDS = ("test_n_z",)
 SCORES_EVERY_POINT = False
 HOOKS = Hooks()
 
-_LOG_2PI = jnp.log(2.0 * jnp.pi)
+_LOG_2PI = math.log(2.0 * math.pi)
 
 
 def gaussian_log_prob(x: jax.Array, mean: jax.Array, std: jax.Array) -> jax.Array:

@@ -43,7 +43,10 @@ def sinusoidal_positions(length: int, dim: int) -> np.ndarray:
 
 def fused_attention(query, key, value, mask=None):
   """Softmax(QK^T / sqrt(head dim)) V, Flax's default attention without attention dropout,
-  as `jax.nn.dot_product_attention`, which XLA compiles to faster code."""
+  as `jax.nn.dot_product_attention`, which XLA compiles to faster code. That one takes
+  its softmax in float32 whatever the input, so float64 (interop.parity) keeps Flax's."""
+  if query.dtype == jnp.float64:
+    return nn.dot_product_attention(query, key, value, mask=mask)
   return jax.nn.dot_product_attention(query, key, value, mask=mask)
 
 
