@@ -31,6 +31,7 @@ import numpy as np
 
 from tsad_jax import config_names
 from tsad_jax import deployment
+from tsad_jax import distributed
 from tsad_jax import experiment
 from tsad_jax import models
 from tsad_jax import runs
@@ -156,6 +157,7 @@ def _markdown(rows: list[dict]) -> str:
 
 def main(argv):
   del argv
+  distributed.use_cpu_cores()  # as launch.detect does
   f = flags.FLAGS
   sections = {}
   if "throughput" in f.sections and f.run:

@@ -22,6 +22,7 @@ from configs import common
 from launch import errors
 from tsad_jax import deployment
 from tsad_jax import detection
+from tsad_jax import distributed
 from tsad_jax import runs
 from tsad_jax.data import rows
 
@@ -48,6 +49,7 @@ flags.mark_flags_as_required(["run", "input"])
 
 def main(argv):
   del argv
+  distributed.use_cpu_cores()
   logging.set_verbosity(logging.WARNING)
   if _BATCH.value < 1 or _CHECKPOINT.value < 1:
     raise ValueError("--micro_batch and --checkpoint_rows must be positive integers.")

@@ -1,6 +1,7 @@
 """launch.detect: a trained run on a new unlabeled CSV, whole or streamed, killed and restarted."""
 
 import hashlib
+import json
 import os
 import pathlib
 import pickle
@@ -170,15 +171,34 @@ def test_the_cli_prints_one_line_for_a_missing_input_or_run(run, tmp_path):
     assert done.stderr.strip().splitlines()[-1].startswith("error: ") and needle in done.stderr
 
 
+def _one_device() -> dict:
+  """The environment of a detect process on one CPU device, as this test process has: the
+  split of a micro-batch over devices may change the scores' last float digits."""
+  return {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_NUM_CPU_DEVICES": "1"}
+
+
 def test_rows_piped_on_standard_input_score_as_the_file_does(run, tmp_path):
   run_dir, today, _, _ = run
   detection.run(deployment.load(run_dir), str(today), tmp_path / "file", QUIET)
   with open(today, "rb") as source:
     subprocess.run(_detect_command(run_dir, "-", tmp_path / "piped"), cwd=ROOT, stdin=source,
-                   env={**os.environ, "JAX_PLATFORMS": "cpu"}, check=True, timeout=300,
-                   capture_output=True)
+                   env=_one_device(), check=True, timeout=300, capture_output=True)
   for name in ("scores.csv", "alarms.csv"):
     assert (tmp_path / "piped" / name).read_text() == (tmp_path / "file" / name).read_text()
+
+
+def test_windows_split_over_four_devices_score_as_on_one(run, tmp_path):
+  run_dir, today, _, _ = run
+  detection.run(deployment.load(run_dir), str(today), tmp_path / "one", QUIET)
+  env = {**os.environ, "JAX_PLATFORMS": "cpu",
+         "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+  subprocess.run(_detect_command(run_dir, today, tmp_path / "four"), cwd=ROOT, env=env,
+                 check=True, timeout=300, capture_output=True)
+  assert json.loads((tmp_path / "four" / "summary.json").read_text())["devices"] == 4
+  one, four = (pd.read_csv(tmp_path / folder / "scores.csv") for folder in ("one", "four"))
+  np.testing.assert_allclose(four["score"], one["score"], rtol=1e-5, atol=1e-6)
+  np.testing.assert_array_equal(four["alarm"], one["alarm"])
+  assert four["alarm"].any()
 
 
 def _wait_for(condition, timeout=240.0):
@@ -203,9 +223,14 @@ def test_follow_survives_sigkill_and_equals_batch_on_a_real_smd_machine(data_roo
   test = dataset.entities[0].test[:6000]
   whole = tmp_path / "whole.csv"
   _write_input(whole, test, dataset.feature_names)
-  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+  env = {name: value for name, value in os.environ.items()
+         if name not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")} | {"JAX_PLATFORMS": "cpu"}
   subprocess.run(_detect_command(run_dir, whole, tmp_path / "batch"), cwd=ROOT, env=env,
                  check=True, timeout=600, capture_output=True)
+  summary = json.loads((tmp_path / "batch" / "summary.json").read_text())
+  # One device per core by default, as far as each gets MIN_WINDOWS_PER_DEVICE of the 64.
+  cores = len(os.sched_getaffinity(0))
+  assert summary["devices"] == min(cores, 64 // stream.MIN_WINDOWS_PER_DEVICE)
   data = whole.read_bytes()
   lines = data.splitlines(keepends=True)
   growing = tmp_path / "growing.csv"

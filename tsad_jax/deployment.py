@@ -15,9 +15,11 @@ import json
 import pathlib
 import pickle
 
+import jax
 import ml_collections
 import numpy as np
 
+from tsad_jax import distributed
 from tsad_jax import models
 from tsad_jax import runs
 from tsad_jax import stream
@@ -71,6 +73,9 @@ def build(config: ml_collections.ConfigDict, feature_names: tuple[str, ...], ent
   normalizer = normalize.fit(entity.train, config.data.normalize, clip=config.data.minmax_clip)
   dep = stream.Deployment(config, feature_names, model_lib, model, params, normalizer, None,
                           None, None)
+  # Laid out once as scoring lays out a call's windows (`batch` rows hold ceil(batch / stride)).
+  mesh = stream.scoring_mesh(-(-batch // dep.stride))
+  dep = dataclasses.replace(dep, params=distributed.put(params, distributed.replicated(mesh)))
   if calibrated is None:
     raw = np.concatenate([_score_series(dep, part, batch=batch)
                           for part in _split(entity.train, entity.parts)])
@@ -101,10 +106,12 @@ def _score_series(dep: stream.Deployment, series: np.ndarray, *, batch: int) -> 
 
 
 def _cache_key(run_dir: pathlib.Path, config: ml_collections.ConfigDict, batch: int) -> str:
-  """Changes with the config, the run's checkpoints, the batch (XLA's float rounding may
-  differ between batch sizes) and this module's way of calibrating."""
+  """Changes with the config, the run's checkpoints, the batch and the devices it is split
+  over (XLA's float rounding may differ between batch sizes) and this module's way of
+  calibrating."""
   checkpoints = sorted(p.name for p in (run_dir / "checkpoints").glob("*"))
-  text = json.dumps([_CACHE_VERSION, json.loads(config.to_json()), checkpoints, batch],
+  devices = [str(d) for d in jax.local_devices()]
+  text = json.dumps([_CACHE_VERSION, json.loads(config.to_json()), checkpoints, batch, devices],
                     sort_keys=True)
   return hashlib.sha256(text.encode()).hexdigest()
 

@@ -7,6 +7,8 @@ same program on global arrays, and each fills only its own devices' rows of a
 batch (`put`).
 """
 
+import os
+
 import jax
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh
@@ -27,6 +29,23 @@ def member_mesh(num_members: int) -> Mesh:
   devices = np.array(jax.devices())
   across = max(d for d in range(1, min(num_members, devices.size) + 1) if devices.size % d == 0)
   return Mesh(devices.reshape(across, devices.size // across), (MEMBERS, AXIS))
+
+
+def local_mesh(most: int | None = None) -> Mesh:
+  """A 1-D "data" mesh over this process's devices (the first `most` of them, if given), for
+  work one process does alone."""
+  return Mesh(np.array(jax.local_devices()[:most]), (AXIS,))
+
+
+def use_cpu_cores() -> None:
+  """On CPU, one JAX device per core this process may use, so that work split over devices
+  (a batch over "data") runs on every core; call before any JAX work. A CPU device count
+  already chosen (JAX_NUM_CPU_DEVICES, or XLA_FLAGS' host device count) is kept, and other
+  platforms' devices are unchanged."""
+  chosen = (jax.config.jax_num_cpu_devices > 0
+            or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""))
+  if not chosen:
+    jax.config.update("jax_num_cpu_devices", len(os.sched_getaffinity(0)))
 
 
 def member_sharded(mesh: Mesh) -> NamedSharding:

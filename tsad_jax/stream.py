@@ -29,6 +29,7 @@ import numpy as np
 
 from tsad_jax import alarms
 from tsad_jax import config_names
+from tsad_jax import distributed
 from tsad_jax import feature_scaling
 from tsad_jax import smoothing
 from tsad_jax import thresholds
@@ -154,13 +155,29 @@ def score_rows(dep: Deployment, state: ScoringState, rows: np.ndarray, *,
   return ScoringState(total, context, new_held), raw
 
 
+# Fewest windows a device gets: below that the split costs more than it saves (MSCRED's 7
+# windows a call, each a large convolution XLA already spreads over the cores, ran at 0.91-0.99
+# of its speed on two devices; bench.streaming).
+MIN_WINDOWS_PER_DEVICE = 16
+
+
+def scoring_mesh(windows: int):
+  """The devices a call scoring `windows` windows is split over."""
+  return distributed.local_mesh(max(1, windows // MIN_WINDOWS_PER_DEVICE))
+
+
 def _windows_scores(dep: Deployment, buffer: np.ndarray, buffer_ends: np.ndarray,
                     stream_ends: np.ndarray, *, batch: int) -> np.ndarray:
   """Scores of the windows ending at `buffer_ends` (every `dep.stride`-th row), in batches of
   one shape: `batch` windows (the last batch padded) cut on the device from the rows they
-  span, padded to a fixed length."""
+  span, padded to a fixed length. A batch is split over this process's devices (on CPU,
+  one per core with `use_cpu_cores`): each scores its share of the windows."""
   window, stride = dep.window, dep.stride
+  mesh = scoring_mesh(batch)
+  batch = -(-batch // mesh.size) * mesh.size
   span = window + (batch - 1) * stride  # rows under `batch` windows `stride` apart
+  split, whole = distributed.batch_sharded(mesh), distributed.replicated(mesh)
+  params = distributed.put(dep.params, whole)
   pieces = []
   rows = np.zeros((span, buffer.shape[1]), np.float32)
   for begin in range(0, len(buffer_ends), batch):
@@ -170,10 +187,10 @@ def _windows_scores(dep: Deployment, buffer: np.ndarray, buffer_ends: np.ndarray
     rows[:len(cut)], rows[len(cut):] = cut, 0.0
     last = np.resize(ends - first, batch).astype(np.int32)
     stream_last = np.resize(stream_ends[begin:begin + batch], batch).astype(np.int32)
-    scores = np.asarray(_score_windows(dep.params, rows, last, stream_last, dep.config.seed,
-                                       model=dep.model, model_lib=dep.model_lib,
-                                       window=window))
-    pieces.append(scores[:len(ends)])
+    scores = _score_windows(params, distributed.put(rows, whole), distributed.put(last, split),
+                            distributed.put(stream_last, split), dep.config.seed,
+                            model=dep.model, model_lib=dep.model_lib, window=window)
+    pieces.append(np.asarray(scores)[:len(ends)])  # read before `rows` is refilled
   if not pieces:
     return np.zeros((0,) + _score_shape(dep), np.float32)
   return np.concatenate(pieces).astype(np.float32)

@@ -162,6 +162,11 @@ def _log_grid(start: float, stop: float) -> np.ndarray:
   return np.geomspace(start, stop, max(num, 2))
 
 
+# Negative side of the search, x = -f / y_max with f in (0, 1) log-dense at both ends: -f here.
+_NEGATIVE_SIDE = -np.concatenate([_log_grid(_X_NEAR_ZERO, 0.5),
+                                  1.0 - _log_grid(_POLE_GAP, 0.5)[::-1][1:]])[::-1]
+
+
 def _grimshaw_roots(y: np.ndarray) -> np.ndarray:
   """Non-zero roots of Grimshaw's equation for excesses normalised to mean 1.
 
@@ -181,10 +186,7 @@ def _grimshaw_roots(y: np.ndarray) -> np.ndarray:
     (K,) roots x = gamma / sigma (in units of 1 / mean excess).
   """
   y_max, y_min = float(y.max()), float(y.min())
-  # Negative side, x = -f / y_max with f in (0, 1): f log-dense at both ends.
-  near_zero = _log_grid(_X_NEAR_ZERO, 0.5)
-  near_pole = 1.0 - _log_grid(_POLE_GAP, 0.5)[::-1][1:]
-  negative = -np.concatenate([near_zero, near_pole])[::-1] / y_max
+  negative = _NEGATIVE_SIDE / y_max
   # Positive side, up to Grimshaw's bound on the positive roots.
   # x_max = 2 (1 - y_min) / y_min^2, capped (y_min^2 may underflow).
   if _X_POSITIVE_CAP * y_min * y_min <= 2.0 * (1.0 - y_min):

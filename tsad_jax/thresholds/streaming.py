@@ -234,9 +234,9 @@ def dspot_update(state: DspotState, score: float) -> tuple[DspotState, float, bo
   Returns:
     (new state, threshold in effect for this score in the score's own units, alarm).
   """
-  level = float(np.mean(state.window))
+  level = float(state.window.sum()) / state.window.size  # np.mean's figure, without its cost
   spot_state, threshold, alarm = spot_update(state.spot, float(score) - level)
-  window = state.window if alarm else np.append(state.window[1:], float(score))
+  window = state.window if alarm else np.concatenate((state.window[1:], (float(score),)))
   return DspotState(spot_state, window), threshold + level, alarm
 
 
