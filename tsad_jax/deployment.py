@@ -73,8 +73,7 @@ def build(config: ml_collections.ConfigDict, feature_names: tuple[str, ...], ent
   normalizer = normalize.fit(entity.train, config.data.normalize, clip=config.data.minmax_clip)
   dep = stream.Deployment(config, feature_names, model_lib, model, params, normalizer, None,
                           None, None)
-  # Laid out once as scoring lays out a call's windows (`batch` rows hold ceil(batch / stride)).
-  mesh = stream.scoring_mesh(-(-batch // dep.stride))
+  mesh = stream.scoring_mesh(dep, batch)  # laid out once, as each scoring call needs them
   dep = dataclasses.replace(dep, params=distributed.put(params, distributed.replicated(mesh)))
   if calibrated is None:
     raw = np.concatenate([_score_series(dep, part, batch=batch)

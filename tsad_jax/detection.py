@@ -116,7 +116,7 @@ def run(dep: stream.Deployment, input_path: str, out_dir: pathlib.Path, options:
       "open_event": state.event is not None, "seconds": time.perf_counter() - started,
       "finished": reader.finished, "alarm_method": dep.threshold.method,
       # each scores its share of a micro-batch's windows
-      "devices": stream.scoring_mesh(-(-options.batch // dep.stride)).size,
+      "devices": stream.scoring_mesh(dep, options.batch).size,
       "labels": "none: detect reads no labels",
   }
   if reader.finished:

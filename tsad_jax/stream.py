@@ -132,8 +132,7 @@ def score_rows(dep: Deployment, state: ScoringState, rows: np.ndarray, *,
   total = first_row + len(norm)
   ends = np.arange(max(first_row, window - 1), total)
   ends = ends[(ends - (window - 1)) % stride == 0]
-  # `batch` rows hold at most ceil(batch / stride) scored windows: one call's worth.
-  scores = _windows_scores(dep, buffer, ends - offset, ends, batch=-(-batch // stride))
+  scores = _windows_scores(dep, buffer, ends - offset, ends, batch=batch)
   done_before = first_row if first_row >= window else 0
   done_after = total if total >= window else 0
   targets = np.arange(done_before, done_after)
@@ -161,20 +160,25 @@ def score_rows(dep: Deployment, state: ScoringState, rows: np.ndarray, *,
 MIN_WINDOWS_PER_DEVICE = 16
 
 
-def scoring_mesh(windows: int):
-  """The devices a call scoring `windows` windows is split over."""
-  return distributed.local_mesh(max(1, windows // MIN_WINDOWS_PER_DEVICE))
+def _call_windows(dep: Deployment, batch: int) -> int:
+  """Windows one call scores for `batch` rows: at most ceil(batch / stride) end in them."""
+  return -(-batch // dep.stride)
+
+
+def scoring_mesh(dep: Deployment, batch: int):
+  """The devices a call scoring the windows of `batch` rows is split over."""
+  return distributed.local_mesh(max(1, _call_windows(dep, batch) // MIN_WINDOWS_PER_DEVICE))
 
 
 def _windows_scores(dep: Deployment, buffer: np.ndarray, buffer_ends: np.ndarray,
                     stream_ends: np.ndarray, *, batch: int) -> np.ndarray:
-  """Scores of the windows ending at `buffer_ends` (every `dep.stride`-th row), in batches of
-  one shape: `batch` windows (the last batch padded) cut on the device from the rows they
-  span, padded to a fixed length. A batch is split over this process's devices (on CPU,
-  one per core with `use_cpu_cores`): each scores its share of the windows."""
+  """Scores of the windows ending at `buffer_ends` (every `dep.stride`-th row), in calls of
+  one shape: the windows of `batch` rows (the last call padded) cut on the device from the
+  rows they span, padded to a fixed length. A call is split over this process's devices (on
+  CPU, one per core with `use_cpu_cores`): each scores its share of the windows."""
   window, stride = dep.window, dep.stride
-  mesh = scoring_mesh(batch)
-  batch = -(-batch // mesh.size) * mesh.size
+  mesh = scoring_mesh(dep, batch)
+  batch = -(-_call_windows(dep, batch) // mesh.size) * mesh.size
   span = window + (batch - 1) * stride  # rows under `batch` windows `stride` apart
   split, whole = distributed.batch_sharded(mesh), distributed.replicated(mesh)
   params = distributed.put(dep.params, whole)
