@@ -97,12 +97,13 @@ def test_thresholded_f1_and_the_oracle_bound_it(pair):
 
 @SETTINGS
 @given(values=st.lists(st.floats(0.0, 100.0), min_size=120, max_size=400),
-       cuts=st.lists(st.integers(1, 399), max_size=6))
-def test_streaming_thresholds_follow_any_split_as_the_whole(values, cuts):
+       cuts=st.lists(st.integers(1, 399), max_size=6), relearn=st.sampled_from([0, 1, 3]))
+def test_streaming_thresholds_follow_any_split_as_the_whole(values, cuts, relearn):
   scores = np.array(values)
   calib, test = scores[:100], scores[100:]
   for method in ("spot", "dspot", "pot", "percentile"):
-    options = {"pot_q": 0.05, "pot_level": 0.8, "dspot_depth": 5, "anomaly_ratio": 5.0}
+    options = {"pot_q": 0.05, "pot_level": 0.8, "dspot_depth": 5, "dspot_relearn": relearn,
+               "anomaly_ratio": 5.0}
     if np.ptp(calib) == 0:
       return  # a flat calibration tail has no tail to fit
     try:

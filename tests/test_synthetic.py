@@ -73,6 +73,29 @@ def test_each_type_alone_is_injected():
     assert generated.entity.labels.sum() > 0
 
 
+def test_a_lasting_shift_moves_its_features_for_good_and_is_labelled_once():
+  series = synthetic.generate(seed=3).entity.train
+  spread = series.std(axis=0)
+  passing = synthetic.inject(series, rng=np.random.default_rng(0), num_anomalies=4, spread=spread)
+  lasting = synthetic.inject(series, rng=np.random.default_rng(0), num_anomalies=4, spread=spread,
+                             lasting_shift=True)
+  assert lasting.segments[:-1] == passing.segments
+  assert lasting.kinds == passing.kinds + ("lasting_shift",)
+  shift = lasting.segments[-1]
+  dims = list(shift.dims)
+  assert len(series) // 10 <= shift.start < len(series) // 2
+  moved = lasting.series[:, dims] - passing.series[:, dims]
+  assert np.allclose(moved[:shift.start], 0.0)
+  np.testing.assert_allclose(moved[shift.start:] - moved[-1], 0.0, atol=1e-9)
+  assert np.all(np.abs(moved[-1]) >= 1.5 * spread[dims] - 1e-9)  # a level shift's size, for good
+  unshifted = np.setdiff1d(np.arange(series.shape[1]), dims)
+  np.testing.assert_array_equal(lasting.series[:, unshifted], passing.series[:, unshifted])
+  expected = passing.labels.copy()
+  expected[shift.start:shift.end + 1] = 1
+  np.testing.assert_array_equal(lasting.labels, expected)
+  assert shift.end - shift.start + 1 < (len(series) - shift.start) // 4  # not to the end
+
+
 def test_train_does_not_depend_on_anomaly_settings():
   a = synthetic.generate(seed=4, num_anomalies=2, anomaly_types=["spike"]).entity
   b = synthetic.generate(seed=4, num_anomalies=12, anomaly_scale=3.0).entity

@@ -438,11 +438,37 @@ def test_dspot_alarms_stay_out_of_the_window_and_the_stream_matches_updates():
   np.testing.assert_array_equal(whole_alarms, alarms)
 
 
+def test_dspot_relearns_a_lasting_level_after_relearn_alarms_in_a_row():
+  """A +20 shift of unit noise for good at 200, depth 20, relearn 30: alarms 200-229 stay out of
+  the window, from 230 on the shifted scores enter it, and the residual 20 - 20 k / 20 after k
+  of them falls below the threshold (about 3.3) near k = 17: one event of about 48 scores."""
+  rng = np.random.default_rng(23)
+  calib, test = rng.standard_normal(5_000), rng.standard_normal(1_000)
+  test[200:] += 20.0
+  _, stuck = thresholds.dspot(calib, test, depth=20)
+  assert stuck[200:].all()  # Siffer et al.'s DSPOT never takes the new level in
+  _, alarms = thresholds.dspot(calib, test, depth=20, relearn=30)
+  alarmed = np.flatnonzero(alarms[:300])
+  assert alarmed[0] == 200 and np.all(np.diff(alarmed) == 1)
+  assert 200 + 30 + 10 <= alarmed[-1] <= 200 + 30 + 20
+  assert alarms[300:].mean() < 0.01
+  state = thresholds.dspot_init(calib, depth=20, relearn=2)
+  windows = []
+  for score in (30.0, 30.0, 30.0):
+    state, _, alarm = thresholds.dspot_update(state, score)
+    assert alarm
+    windows.append(state.window[-1])
+  assert windows[0] != 30.0 and windows[1] != 30.0 and windows[2] == 30.0
+  assert state.alarm_run == 3
+
+
 def test_dspot_refuses_a_bad_depth():
   with pytest.raises(ValueError, match="depth must be a positive integer"):
     thresholds.dspot_init(np.ones(100), depth=0)
   with pytest.raises(ValueError, match="needs more than 100 calibration scores"):
     thresholds.dspot_init(np.arange(100.0), depth=100)
+  with pytest.raises(ValueError, match=r"dspot_relearn\) must be a non-negative integer"):
+    thresholds.dspot_init(np.ones(100), depth=5, relearn=-1)
 
 
 def test_tail_p_flags_a_joint_tail_probability_below_the_level():

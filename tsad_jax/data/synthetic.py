@@ -133,7 +133,7 @@ class Injected(NamedTuple):
 
 def inject(series: np.ndarray, *, rng: np.random.Generator, num_anomalies: int,
            anomaly_types: Sequence[str] = ANOMALY_TYPES, anomaly_scale: float = 1.0,
-           spread: np.ndarray | None = None) -> Injected:
+           spread: np.ndarray | None = None, lasting_shift: bool = False) -> Injected:
   """A copy of a real (T, D) series with the generator's anomalies added, and their labels.
 
   The same kinds, lengths and sizes as `generate` puts in its test series, each
@@ -142,14 +142,37 @@ def inject(series: np.ndarray, *, rng: np.random.Generator, num_anomalies: int,
   over the segment, a correlation break reads its hit features half a
   (synthetic) day away, so both keep the series' own shapes. Used to measure
   how well alarms catch anomalies without test labels (bench/alarm_defaults.py).
+
+  With `lasting_shift`, a level shift that never ends also starts somewhere in
+  the series' first half, as when a server is reconfigured. It is labelled for
+  as long as a passing level shift would be: the change is an anomaly to be
+  told about once, and the level after it is the new normal.
   """
   series = np.asarray(series, np.float64)
+  spread = series.std(axis=0) if spread is None else spread
   last = len(series) - 1
   reread = lambda times, new_times, dims: (
       series[np.clip(np.rint(new_times), 0, last).astype(int)][:, dims] - series[times][:, dims])
-  return _inject(series, rng, spread=series.std(axis=0) if spread is None else spread,
-                 units=np.ones(series.shape[1]), reread=reread, num_anomalies=num_anomalies,
-                 anomaly_types=anomaly_types, anomaly_scale=anomaly_scale)
+  injected = _inject(series, rng, spread=spread, units=np.ones(series.shape[1]), reread=reread,
+                     num_anomalies=num_anomalies, anomaly_types=anomaly_types,
+                     anomaly_scale=anomaly_scale)
+  if not lasting_shift:
+    return injected
+  return _shift_for_good(injected, rng, spread * anomaly_scale, num_anomalies)
+
+
+def _shift_for_good(injected: Injected, rng: np.random.Generator, spread: np.ndarray,
+                    num_anomalies: int) -> Injected:
+  length, num_features = injected.series.shape
+  start = int(rng.integers(length // 10, length // 2))
+  labelled = _length(rng, "level_shift", length, max(1, num_anomalies))
+  dims = np.sort(rng.choice(num_features, size=_num_hit(rng, num_features), replace=False))
+  series, labels = injected.series.copy(), injected.labels.copy()
+  series[start:, dims] += _delta(rng, "level_shift", None, np.arange(start, length), spread[dims])
+  labels[start:start + labelled] = 1
+  segment = Segment(start, start + labelled - 1, tuple(int(d) for d in dims))
+  return Injected(series, labels, injected.segments + (segment,),
+                  injected.kinds + ("lasting_shift",))
 
 
 def _inject(clean: np.ndarray, rng: np.random.Generator, *, spread, units, reread,

@@ -34,6 +34,9 @@ does not use are ignored, a field set to None counts as missing):
     collected. Default 0.98. It must leave more than q of the scores above it.
   dspot_depth: "dspot" only, the number of past scores the local mean reads.
     Default 10.
+  dspot_relearn: "dspot" only: after this many alarms in a row the alarmed
+    scores enter the local mean, so a lasting level shift ends as one alarm
+    event (`streaming.dspot_init`). Default 0: never, as in Siffer et al.
   anomaly_ratio: "percentile" only, in PERCENT in [0, 100): 0.5 means 0.5 % of
     the calibration scores exceed the threshold (the meaning of the
     OmniAnomaly-port flag `--anomaly_ratio 0.5`). Required.
@@ -176,7 +179,8 @@ def _compute_dspot(calib_scores: Any, test_scores: Any, options: Any) -> np.ndar
                         _require(test_scores, "test_scores", "dspot"),
                         q=_option(options, "pot_q", 1e-3),
                         level=_option(options, "pot_level", 0.98),
-                        depth=_option(options, "dspot_depth", 10))
+                        depth=_option(options, "dspot_depth", 10),
+                        relearn=_option(options, "dspot_relearn", 0))
   return thresholds
 
 
@@ -287,7 +291,8 @@ def start(name: str, *, calib_scores: Any = None, options: Any = None) -> Follow
     return Follower(name, dspot_init(_require(calib_scores, "calib_scores", name),
                                      q=_option(options, "pot_q", 1e-3),
                                      level=_option(options, "pot_level", 0.98),
-                                     depth=_option(options, "dspot_depth", 10)))
+                                     depth=_option(options, "dspot_depth", 10),
+                                     relearn=_option(options, "dspot_relearn", 0)))
   return Follower(name, float(compute(name, calib_scores=calib_scores, options=options)))
 
 

@@ -191,11 +191,16 @@ class DspotState(NamedTuple):
 
   Attributes:
     spot: SPOT state of the residuals x - local mean.
-    window: (depth,) the last `depth` scores that were not alarms, oldest first.
+    window: (depth,) the last `depth` scores that entered the local mean, oldest first.
+    relearn: after this many alarms in a row, the alarmed scores enter the window
+      too (0: never, Siffer et al.'s DSPOT).
+    alarm_run: how many alarms in a row end at the last score.
   """
 
   spot: SpotState
   window: np.ndarray
+  relearn: int = 0
+  alarm_run: int = 0
 
 
 def _local_means(scores: np.ndarray, depth: int) -> np.ndarray:
@@ -205,53 +210,67 @@ def _local_means(scores: np.ndarray, depth: int) -> np.ndarray:
 
 
 def dspot_init(calib_scores: Any, *, q: float = 1e-3, level: float = 0.98,
-               depth: int = 10) -> DspotState:
+               depth: int = 10, relearn: int = 0) -> DspotState:
   """Initial DSPOT state (Siffer et al., KDD 2017, Alg. 2, lines 1-5).
 
   Each calibration score after the first `depth` becomes a residual, the
   score minus the mean of the `depth` scores before it; POT runs on those
   residuals.
 
+  Siffer et al.'s DSPOT keeps alarms out of the local mean, so after a lasting
+  shift of the score's level it alarms for as long as the shift lasts. With
+  `relearn` > 0 the scores after `relearn` alarms in a row enter the local
+  mean as well: the new level becomes the normal one, and the shift ends as
+  one alarm event of about `relearn` + `depth` / 2 scores.
+
   Raises:
-    ValueError: depth not a positive integer, fewer than depth + 1 scores, or as `pot`.
+    ValueError: depth not a positive integer, relearn negative or not an
+      integer, fewer than depth + 1 scores, or as `pot`.
   """
   scores = as_scores(calib_scores, "calib_scores")
   if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
     raise ValueError(f"DSPOT depth must be a positive integer, got {depth!r}.")
+  if isinstance(relearn, bool) or not isinstance(relearn, int) or relearn < 0:
+    raise ValueError("DSPOT relearn (config.threshold.dspot_relearn) must be a non-negative "
+                     f"integer (0: never), got {relearn!r}.")
   if scores.size <= depth:
     raise ValueError(f"DSPOT with depth {depth} needs more than {depth} calibration scores, "
                      f"got {scores.size}.")
   residuals = scores[depth:] - _local_means(scores, depth)
-  return DspotState(spot_init(residuals, q=q, level=level), scores[-depth:].copy())
+  return DspotState(spot_init(residuals, q=q, level=level), scores[-depth:].copy(), relearn)
 
 
 def dspot_update(state: DspotState, score: float) -> tuple[DspotState, float, bool]:
   """Processes one stream value (Alg. 2, loop body).
 
   The residual (score - mean of the window) goes through `spot_update`; a
-  score that is not an alarm enters the window, pushing out its oldest.
+  score that is not an alarm, or comes after `state.relearn` alarms in a row,
+  enters the window, pushing out its oldest.
 
   Returns:
     (new state, threshold in effect for this score in the score's own units, alarm).
   """
   level = float(state.window.sum()) / state.window.size  # np.mean's figure, without its cost
   spot_state, threshold, alarm = spot_update(state.spot, float(score) - level)
-  window = state.window if alarm else np.concatenate((state.window[1:], (float(score),)))
-  return DspotState(spot_state, window), threshold + level, alarm
+  alarm_run = state.alarm_run + 1 if alarm else 0
+  learns = not alarm or 0 < state.relearn < alarm_run
+  window = np.concatenate((state.window[1:], (float(score),))) if learns else state.window
+  return DspotState(spot_state, window, state.relearn, alarm_run), threshold + level, alarm
 
 
 def dspot(calib_scores: Any, test_scores: Any, *, q: float = 1e-3, level: float = 0.98,
-          depth: int = 10) -> tuple[np.ndarray, np.ndarray]:
+          depth: int = 10, relearn: int = 0) -> tuple[np.ndarray, np.ndarray]:
   """Drift-aware streaming POT over a whole test stream (Siffer et al., KDD 2017, Alg. 2).
 
   The threshold follows the local mean of the last `depth` non-alarm scores,
-  so a slow drift of the score's level does not by itself raise alarms.
+  so a slow drift of the score's level does not by itself raise alarms
+  (`relearn`: see `dspot_init`).
 
   Returns:
     (thresholds, alarms): (T,) float64 threshold in effect when each test score
     arrived, and (T,) uint8 alarms.
   """
-  state = dspot_init(calib_scores, q=q, level=level, depth=depth)
+  state = dspot_init(calib_scores, q=q, level=level, depth=depth, relearn=relearn)
   _, thresholds, alarms = dspot_follow(state, test_scores)
   return thresholds, alarms
 
