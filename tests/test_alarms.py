@@ -165,3 +165,27 @@ def test_a_calibration_tail_too_short_for_the_threshold_is_a_clear_error():
   config.data.val_fraction, config.threshold.calibration = 0.0, "val"
   with pytest.raises(ValueError, match="set config.data.val_fraction > 0"):
     run_setup.build(config)
+
+
+def test_each_part_of_a_concatenated_series_is_scaled_by_its_own_tail():
+  """Two channels whose scores differ a hundredfold: each test part is scaled by the median
+  and IQR of its own training part's held-out tail, so both land on one scale."""
+  config = tiny.get_config("synthetic")
+  config.data.window, config.data.val_fraction = 10, 0.5
+  config.eval.smoothing, config.eval.aggregation = "none", "sum"
+  config.eval.feature_scaling, config.eval.scaling_floor = "train", 0.01
+  rng = np.random.default_rng(0)
+  quiet, loud = rng.normal(1.0, 0.1, (200, 2)), rng.normal(100.0, 10.0, (200, 2))
+  train = np.concatenate([quiet, loud])
+  test = np.concatenate([quiet[:50], loud[:70]])
+  calibrated = alarms.calibrate(test, train, config, parts=(200, 200), test_parts=(50, 70))
+  for piece, part, tail in ((calibrated.test[:50], quiet[:50], quiet[100:]),
+                            (calibrated.test[50:], loud[:70], loud[100:])):
+    stats = feature_scaling.robust_stats(tail, floor=0.01)
+    np.testing.assert_allclose(piece, feature_scaling.scale(part, stats), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+      calibrated.calibration[:100],
+      feature_scaling.scale(quiet[100:], feature_scaling.robust_stats(quiet[100:], floor=0.01)),
+      rtol=1e-5, atol=1e-6)
+  pooled = alarms.calibrate(test, train, config, parts=(200, 200))  # no test parts: pooled
+  assert pooled.test[:50].std() < 0.01 * calibrated.test[:50].std()  # the quiet part flattened

@@ -317,7 +317,7 @@ def test_smap_all_concatenates_in_csv_order(smap_root):
   np.testing.assert_array_equal(entity.test[:, 0], [0] * 12 + [2] * 10)
   assert entity.segments == (Segment(2, 4), Segment(12, 13), Segment(20, 21))
   assert entity.labels.sum() == 3 + 2 + 2
-  assert entity.train_parts == (7, 9) and entity.parts == (7, 9)
+  assert entity.train_parts == (7, 9) and entity.parts == (7, 9) and entity.test_parts == (12, 10)
 
 
 def test_every_part_of_a_concatenated_series_holds_out_its_own_tail():

@@ -97,17 +97,30 @@ def smooth(per_feature: np.ndarray, config: ml_collections.ConfigDict) -> np.nda
 
 
 def calibrate(test: np.ndarray, train: np.ndarray, config: ml_collections.ConfigDict, *,
-              parts: tuple[int, ...] = ()) -> Calibrated:
+              parts: tuple[int, ...] = (), test_parts: tuple[int, ...] = ()) -> Calibrated:
   """One entity's (T, D) test and training per-feature scores -> `Calibrated`.
 
-  `parts`: the lengths of the training series' parts (`Entity.parts`; default one).
+  `parts`, `test_parts`: the lengths of the training and test series' parts
+  (`Entity.parts`, `Entity.test_parts`; default one each). Separately recorded
+  parts (a whole spacecraft's channels) are separate sensors: each test part is
+  scaled by its own training part's calibration scores (or, test-scaled, by its
+  own scores), and the calibration part is every part's, each scaled alike.
   """
-  rows = calibration_rows(parts or (len(train),), config)
-  calibration = smooth(train, config)[rows]
+  parts = parts or (len(train),)
+  smoothed_train, smoothed_test = smooth(train, config), smooth(test, config)
+  if len(test_parts) > 1 and len(test_parts) == len(parts):
+    starts = np.cumsum((0,) + tuple(parts))[:-1]
+    pairs = [(piece, smoothed_train[start + calibration_rows((length,), config)])
+             for piece, start, length in zip(np.split(smoothed_test, np.cumsum(test_parts)[:-1]),
+                                             starts, parts, strict=True)]
+  else:
+    pairs = [(smoothed_test, smoothed_train[calibration_rows(parts, config)])]
   ev = config.eval
-  test, calibration = feature_scaling.apply(ev.feature_scaling, smooth(test, config), calibration,
-                                            floor=ev.scaling_floor, aggregation=ev.aggregation)
-  return Calibrated(np.asarray(test, np.float32), np.asarray(calibration, np.float32))
+  scaled = [feature_scaling.apply(ev.feature_scaling, piece, calibration,
+                                  floor=ev.scaling_floor, aggregation=ev.aggregation)
+            for piece, calibration in pairs]
+  return Calibrated(np.concatenate([t for t, _ in scaled]).astype(np.float32),
+                    np.concatenate([c for _, c in scaled]).astype(np.float32))
 
 
 def mode(config: ml_collections.ConfigDict) -> str:

@@ -58,4 +58,5 @@ def calibrated(name: str, entity: Entity,
     fit_rows[alarms.calibration_rows(entity.parts, config)] = False
   options = {"variance": config.eval.pca_variance} if name == "pca" else {}
   score = BASELINES[name](train[fit_rows], **options)
-  return alarms.calibrate(score(entity.test), score(train), config, parts=entity.parts)
+  return alarms.calibrate(score(entity.test), score(train), config, parts=entity.parts,
+                         test_parts=entity.test_parts)

@@ -68,7 +68,11 @@ def load(run_dir: str | pathlib.Path, *, entity: str = "",
 def build(config: ml_collections.ConfigDict, feature_names: tuple[str, ...], entity: Entity,
           model, params, *, batch: int = 64, calibrated=None) -> stream.Deployment:
   """A Deployment of `model` with `params` for `entity`, calibrated on its training series
-  (or with `calibrated`, the (reference, scaling, threshold) of an earlier call)."""
+  (or with `calibrated`, the (reference, scaling, threshold) of an earlier call).
+
+  An entity of several parts (a whole spacecraft's channels) is deployed with scaling
+  statistics pooled over every part's tail: a new series is not known to be one of them,
+  so its scores are not scaled per part as the run's own evaluation scales them."""
   model_lib = models.get(config.model.name)
   normalizer = normalize.fit(entity.train, config.data.normalize, clip=config.data.minmax_clip)
   dep = stream.Deployment(config, feature_names, model_lib, model, params, normalizer, None,

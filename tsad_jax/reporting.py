@@ -73,7 +73,8 @@ def score_and_report(setup: run_setup.Setup, params, out_dir: pathlib.Path, *,
       prepared.split_test(score(prepared.test, prepared.test_lengths)), train_parts, strict=True)]
   train_raw = [combine(setup, train, reference=train) for train in train_parts]
   entities = prepared.dataset.entities
-  calibrated = [alarms.calibrate(test, train, config, parts=entity.parts)
+  calibrated = [alarms.calibrate(test, train, config, parts=entity.parts,
+                                 test_parts=entity.test_parts)
                 for test, train, entity in zip(test_raw, train_raw, entities, strict=True)]
   scoring_seconds = time.perf_counter() - started
 
@@ -101,7 +102,8 @@ def score_and_report(setup: run_setup.Setup, params, out_dir: pathlib.Path, *,
                                             points_per_day=points_per_day, predicted=predicted))
     test_scaled = _test_scaled(config)
     if test_scaled is not None:
-      totals = [alarms.calibrate(test, train, test_scaled, parts=entity.parts).test.sum(axis=1)
+      totals = [alarms.calibrate(test, train, test_scaled, parts=entity.parts,
+                                 test_parts=entity.test_parts).test.sum(axis=1)
                 for test, train, entity in zip(test_raw, train_raw, entities, strict=True)]
       summary["threshold_free_test_scaled"] = metric_summary.threshold_free(
           names, labels, totals, sliding_window=config.eval.vus_window)

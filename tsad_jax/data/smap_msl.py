@@ -8,9 +8,9 @@
 `data.entity` "all" gives ONE entity per spacecraft: every channel's train
 series concatenated, every test series concatenated (labels shifted), in the
 order of labeled_anomalies.csv, as OmniAnomaly and MTAD-GAT evaluate it. Each
-channel's training series stays a part of its own (`Entity.train_parts`), so
-validation and calibration hold out every channel's tail, not the last
-channels'.
+channel's series stay parts of their own (`Entity.train_parts`, `test_parts`),
+so validation and calibration hold out every channel's tail, not the last
+channels', and each channel's test scores are scaled by its own tail's.
 
 The published labeled_anomalies.csv lists SMAP's P-2 twice with different
 anomaly sequences. Such a channel is left out of "all" (as
@@ -155,7 +155,8 @@ def _whole_spacecraft(root: Path, spacecraft: str, own: list[Row], labels_path: 
                 labels=np.concatenate([c.labels for c in channels]),
                 segments=segments,
                 train_source=str(root / "train"), test_source=str(root / "test"),
-                train_parts=tuple(len(c.train) for c in channels))
+                train_parts=tuple(len(c.train) for c in channels),
+                test_parts=tuple(len(c.test) for c in channels))
 
 
 def _channel(root: Path, name: str, own: list[Row], labels_path: Path) -> Entity:

@@ -41,6 +41,8 @@ class Entity:
     train_parts: lengths of the separately recorded series `train` concatenates
       (a whole spacecraft: one per channel), in order; empty for one series.
       Each part's own tail is held out for validation and calibration.
+    test_parts: the same for `test`, part for part (empty for one series): each
+      test part's scores are scaled by its own training part's calibration scores.
   """
 
   name: str
@@ -51,6 +53,7 @@ class Entity:
   train_source: str = "generated"
   test_source: str = "generated"
   train_parts: tuple[int, ...] = ()
+  test_parts: tuple[int, ...] = ()
 
   @property
   def parts(self) -> tuple[int, ...]:
