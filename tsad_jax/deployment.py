@@ -82,7 +82,7 @@ def build(config: ml_collections.ConfigDict, feature_names: tuple[str, ...], ent
   if calibrated is None:
     raw = np.concatenate([_score_series(dep, part, batch=batch)
                           for part in _split(entity.train, entity.parts)])
-    calibrated = stream.calibrate(config, raw, entity.parts, model_lib.HOOKS.combine)
+    calibrated = stream.calibrate(config, raw, entity.parts, model_lib.HOOKS)
   reference, scaling, threshold = calibrated
   return dataclasses.replace(dep, reference=reference, scaling=scaling, threshold=threshold)
 

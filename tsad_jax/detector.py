@@ -85,9 +85,7 @@ class Detector:
     result = train.fit(cfg, prepared, run_dir, model_lib=model_lib, model=self.model_)
     self.params_, self.history_ = result.params, result.history
     self.num_features_ = x.shape[1]
-    self._combine = lambda parts, reference: parts
-    if model_lib.HOOKS.combine is not None:
-      self._combine = functools.partial(model_lib.HOOKS.combine, model_config=cfg.model)
+    self._combine = functools.partial(model_lib.HOOKS.per_feature, model_config=cfg.model)
     self.train_parts_ = self._raw_scores(series)
     self.train_per_feature_ = self._combine(self.train_parts_, reference=self.train_parts_)
     calibrated = alarms.calibrate(self.train_per_feature_, self.train_per_feature_, cfg)

@@ -56,10 +56,8 @@ def raw_scorer(setup: run_setup.Setup, params):
 def combine(setup: run_setup.Setup, parts: np.ndarray, *, reference: np.ndarray) -> np.ndarray:
   """An entity's per-feature scores from its score parts (models scored in parts, see
   models/__init__.py); `reference` holds the parts of its training series."""
-  combine_parts = setup.model_lib.HOOKS.combine
-  if combine_parts is None:
-    return parts
-  return combine_parts(parts, reference=reference, model_config=setup.config.model)
+  return setup.model_lib.HOOKS.per_feature(parts, reference=reference,
+                                           model_config=setup.config.model)
 
 
 def score_and_report(setup: run_setup.Setup, params, out_dir: pathlib.Path, *,

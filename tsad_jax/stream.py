@@ -209,14 +209,6 @@ def _score_shape(dep: Deployment) -> tuple[int, ...]:
   return shape.shape[1:]
 
 
-def combine(dep: Deployment, raw: np.ndarray) -> np.ndarray:
-  """Raw scores (n, D) or parts (n, P, D) -> (n, D) per-feature scores."""
-  combine_parts = dep.model_lib.HOOKS.combine
-  if combine_parts is None:
-    return raw
-  return combine_parts(raw, reference=dep.reference, model_config=dep.config.model)
-
-
 def start(dep: Deployment) -> StreamState:
   return StreamState(start_scoring(len(dep.feature_names)),
                      smoothing.init((len(dep.feature_names),)), dep.threshold)
@@ -228,8 +220,10 @@ def update(dep: Deployment, state: StreamState, rows: np.ndarray, *,
   ev = dep.config.eval
   first = state.scoring.rows if state.scoring.rows >= dep.window else 0
   scoring_state, raw = score_rows(dep, state.scoring, rows, batch=batch)
+  raw_per_feature = dep.model_lib.HOOKS.per_feature(raw, reference=dep.reference,
+                                                    model_config=dep.config.model)
   smoothed, smoothing_state = smoothing.update(
-      ev.smoothing, state.smoothing, combine(dep, raw), alpha=ev.smoothing_alpha,
+      ev.smoothing, state.smoothing, raw_per_feature, alpha=ev.smoothing_alpha,
       sigma=ev.smoothing_sigma)
   per_feature = feature_scaling.transform(smoothed, dep.scaling,
                                           aggregation=ev.aggregation).astype(np.float32)
@@ -242,12 +236,11 @@ def update(dep: Deployment, state: StreamState, rows: np.ndarray, *,
 
 
 def calibrate(config: ml_collections.ConfigDict, raw_train: np.ndarray,
-              parts: tuple[int, ...], combine_parts) -> tuple[Any, Any, thresholds.Follower]:
+              parts: tuple[int, ...], hooks) -> tuple[Any, Any, thresholds.Follower]:
   """(reference, scaling, threshold) from the raw scores of a training series of `parts`,
   as `alarms.calibrate` fits them: smoothed, cut to the calibration rows, scaled."""
-  reference = raw_train if combine_parts is not None else None
-  per_feature = raw_train if combine_parts is None else combine_parts(
-      raw_train, reference=raw_train, model_config=config.model)
+  reference = raw_train if hooks.combine is not None else None
+  per_feature = hooks.per_feature(raw_train, reference=raw_train, model_config=config.model)
   calibration = alarms.smooth(per_feature, config)[alarms.calibration_rows(parts, config)]
   ev = config.eval
   if ev.feature_scaling == "test":

@@ -41,6 +41,12 @@ class Hooks:
   # (model, params, windows, *, rng) -> (B, D, D): a heatmap for each detected segment.
   residual_matrices: Callable | None = None
 
+  def per_feature(self, scores, *, reference, model_config):
+    """Per-feature scores from the scorer's output: `combine`d parts, or the scores as they are."""
+    if self.combine is None:
+      return scores
+    return self.combine(scores, reference=reference, model_config=model_config)
+
 
 _NOT_MODELS = frozenset({"layers", "reconstruction"})  # helpers, not models
 
