@@ -152,31 +152,13 @@ def _numbers(rows: list[list[str]], lines: list[int], column: int, name: str,
 
 
 def _check_sorted(stamps: list[str], lines: list[int], *, column: str, path: Path) -> None:
-  times = _times(stamps, lines, column=column, path=path)
+  times = rows_lib.parse_times(stamps, lines, column=column, path=path)
   backwards = np.flatnonzero(times[1:] < times[:-1])
   if backwards.size:
     i = backwards[0] + 1
     raise DataError(f"{path}: rows are not sorted by {column!r}: line {lines[i]} "
                     f"({stamps[i]!r}) comes before line {lines[i - 1]} ({stamps[i - 1]!r}) in "
                     "time. Sort the file by its timestamp column.")
-
-
-def _times(stamps: list[str], lines: list[int], *, column: str, path: Path) -> np.ndarray:
-  """Timestamps as numbers or datetime64."""
-  try:
-    return np.array(stamps, dtype=np.float64)
-  except ValueError:
-    pass
-  try:
-    parsed = pd.to_datetime(pd.Series(stamps), errors="coerce", format="mixed")
-  except (ValueError, TypeError) as error:
-    raise DataError(f"{path}: cannot read the timestamp column {column!r} as dates ({error}); "
-                    "use one date format (and time zone) throughout, or numbers.") from None
-  bad = np.flatnonzero(parsed.isna().to_numpy())
-  if bad.size:
-    raise DataError(f"{path}: line {lines[bad[0]]}, timestamp column {column!r}: "
-                    f"{stamps[bad[0]]!r} is neither a number nor a date; fix that line.")
-  return parsed.to_numpy()
 
 
 def _align(test: dict[str, np.ndarray], names: tuple[str, ...], *, train_path: Path,

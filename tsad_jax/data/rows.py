@@ -113,7 +113,7 @@ def check_order(parsed: Parsed, previous, columns: Columns):
   if columns.timestamp is None or not parsed.stamps:
     return previous
   name = columns.header[columns.timestamp]
-  times = _times(parsed, name=name, path=columns.path)
+  times = parse_times(parsed.stamps, parsed.lines, column=name, path=columns.path)
   if previous is not None and isinstance(previous, float) != (times.dtype.kind == "f"):
     raise DataError(f"{columns.path}: line {parsed.lines[0]}, timestamp column {name!r}: "
                     f"{parsed.stamps[0]!r} mixes numbers and dates; use one kind.")
@@ -129,17 +129,19 @@ def check_order(parsed: Parsed, previous, columns: Columns):
   return float(times[-1]) if times.dtype.kind == "f" else times[-1]
 
 
-def _times(parsed: Parsed, *, name: str, path: str) -> np.ndarray:
+def parse_times(stamps: list[str], lines, *, column: str, path) -> np.ndarray:
+  """Timestamp texts as float64 numbers or as datetime64 (UTC); refuses a text that is
+  neither, naming its line."""
   try:
-    return np.asarray(parsed.stamps, np.float64)
+    return np.asarray(stamps, np.float64)
   except ValueError:
     pass
-  times = pd.to_datetime(pd.Series(parsed.stamps), errors="coerce", format="mixed", utc=True)
-  bad = np.flatnonzero(times.isna().to_numpy())
+  parsed = pd.to_datetime(pd.Series(stamps), errors="coerce", format="mixed", utc=True)
+  bad = np.flatnonzero(parsed.isna().to_numpy())
   if bad.size:
-    raise DataError(f"{path}: line {parsed.lines[bad[0]]}, timestamp column {name!r}: "
-                    f"{parsed.stamps[bad[0]]!r} is neither a number nor a date; fix that cell.")
-  return times.to_numpy(dtype="datetime64[ns]")
+    raise DataError(f"{path}: line {lines[bad[0]]}, timestamp column {column!r}: "
+                    f"{stamps[bad[0]]!r} is neither a number nor a date; fix that cell.")
+  return parsed.to_numpy(dtype="datetime64[ns]")
 
 
 class GapState(NamedTuple):
