@@ -130,8 +130,9 @@ def get_config(model: str = "lstm_ae") -> ml_collections.ConfigDict:
   config.threshold.pot_level = 0.95
   config.threshold.dspot_depth = 100  # dspot: past non-alarm scores in the local mean
   # dspot: after this many alarms in a row the level they are at becomes the normal
-  # one, so a lasting shift is one alarm event, not a flood (0: never, Siffer et al.).
-  config.threshold.dspot_relearn = 0
+  # one, so a lasting shift is one alarm event, not a flood (0: never, as Siffer et
+  # al.; 30 was chosen by bench.alarm_defaults).
+  config.threshold.dspot_relearn = 30
   config.threshold.anomaly_ratio = 5.0  # percent of calibration points above the threshold
   config.threshold.tail_probability = 1e-6  # tail_p: alarm below this joint tail probability
   config.threshold.fixed_value = 0.0

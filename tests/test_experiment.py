@@ -132,6 +132,18 @@ def test_missing_fields_take_defaults_and_saved_values_stay():
   assert "new_model_field" not in merged.model and "residual_plots" not in saved.eval
 
 
+def test_a_run_saved_before_dspot_relearn_keeps_alarming_as_it_did():
+  """threshold.dspot_relearn came with a default of 0 (Siffer et al.'s DSPOT) that later
+  became 30: a run saved without the field is re-scored and deployed with 0."""
+  saved = common.get_config()
+  del saved.threshold["dspot_relearn"]
+  assert common.get_config().threshold.dspot_relearn != 0
+  assert runs.add_missing_fields(saved, common.get_config()).threshold.dspot_relearn == 0
+  newer = common.get_config()
+  newer.threshold.dspot_relearn = 7
+  assert runs.add_missing_fields(newer, common.get_config()).threshold.dspot_relearn == 7
+
+
 def test_missing_scoring_fields_of_the_runs_own_model_take_its_defaults():
   saved = common.defaults("mscred")
   del saved.model["score_scales"], saved.model["filters"]

@@ -119,12 +119,18 @@ def load_config(run_dir: str | pathlib.Path) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(json.loads(path.read_text()))
 
 
+# Fields added to the library after runs were saved, whose default has since become
+# something else than what those runs did: a saved config without one gets this value.
+BEHAVIOUR_BEFORE_THE_FIELD = {("threshold", "dspot_relearn"): 0}
+
+
 def add_missing_fields(config: ml_collections.ConfigDict,
                        defaults: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """A copy of a saved run's config with every field of `defaults` it lacks.
 
   Fields added to the library after a run was saved take their default, which
-  keeps the behaviour the run was made with. In the model section only
+  keeps the behaviour the run was made with, or, where a later default changed
+  that behaviour, their BEHAVIOUR_BEFORE_THE_FIELD value. In the model section only
   scoring-only fields (`is_rescoring_field`) are added, and only when `defaults`
   holds the run's own model (configs.common.defaults): a model's newer
   training fields are the model file's to fill, with the values the run was
@@ -139,6 +145,9 @@ def add_missing_fields(config: ml_collections.ConfigDict,
         add(saved[key], value)
 
   merged = config.to_dict()
+  for (section, field), value in BEHAVIOUR_BEFORE_THE_FIELD.items():
+    if section in merged and field not in merged[section]:
+      merged[section][field] = value
   default = defaults.to_dict()
   add(merged, {k: v for k, v in default.items() if k != "model"})
   if default.get("model", {}).get("name") == merged.get("model", {}).get("name"):
