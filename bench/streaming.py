@@ -1,6 +1,6 @@
 """Streaming detection speed and memory (launch.detect --follow).
 
-  python -m bench.streaming [--sections=throughput,memory] [--configs=smd_lstmae,...]
+  python -m bench.streaming [--sections=throughput,detect,memory] [--configs=smd_lstmae,...]
       [--entity=machine-1-6] [--rows=4096] [--memory_rows=10000000] [--out=docs/performance]
 
 - throughput: per model (its default config, freshly initialised parameters:
@@ -10,6 +10,14 @@
   score and alarm: median and 99th percentile). Compilation is not timed. The
   deployment is calibrated on the first 3,000 training rows only (calibration
   happens once per run and is not what is timed).
+- detect: the command a user runs, `python -m launch.detect --follow
+  --input=-`, fed the entity's whole test series on standard input, `--repeats`
+  times: the job's own rows/s (summary.json: rows over seconds, the first
+  call's compilation included, JAX's start-up and the run's loading not). The
+  run is `--run`, or the entity's smd_lstmae run with its default config,
+  trained first: an undertrained model raises many more alarms, and each new
+  peak above DSPOT's initial threshold refits its tail (a one-epoch run's 730
+  alarm events on machine-1-6 cost about a third of the speed).
 - memory: `python -m launch.detect --follow --input=-` fed `--memory_rows` rows
   of a synthetic 8-feature stream on standard input (LSTM-AE of configs/demo.py
   on its own synthetic data); the detect process's resident memory is sampled
@@ -18,6 +26,7 @@
 With --out each section goes to <out>/streaming_<section>.md, machine named.
 """
 
+import json
 import pathlib
 import subprocess
 import sys
@@ -38,6 +47,7 @@ from tsad_jax import runs
 from tsad_jax import stream
 from tsad_jax import train
 import tsad_jax.data as data_lib
+from tsad_jax.data import csv_files
 
 CONFIGS = ("smd_lstmae", "smd_lstmae_pred", "smd_lstmae_clf", "smd_omni", "smd_transformer",
            "smd_mtadgat", "smd_mscred", "smd_sdmae")
@@ -47,12 +57,13 @@ CALIBRATION_ROWS = 3000
 
 
 def _define_flags() -> None:
-  flags.DEFINE_list("sections", ["throughput", "memory"], "Sections to run.")
+  flags.DEFINE_list("sections", ["throughput", "detect", "memory"], "Sections to run.")
   flags.DEFINE_list("configs", list(CONFIGS), "Config files in configs/ (throughput).")
   flags.DEFINE_string("entity", "machine-1-6", "SMD machine whose test rows are streamed.")
   flags.DEFINE_integer("rows", 4096, "Rows streamed per model (throughput).")
   flags.DEFINE_integer("latency_rows", 300, "Rows streamed one at a time per model.")
   flags.DEFINE_integer("memory_rows", 10_000_000, "Rows of the memory run.")
+  flags.DEFINE_integer("repeats", 5, "Detect jobs timed (detect).")
   flags.DEFINE_string("run", None, "Throughput of this trained run folder's model instead "
                       "(calibrated on its whole training series, as launch.detect does).")
   flags.DEFINE_string("out", None, "Folder for the sections (e.g. docs/performance).")
@@ -107,6 +118,31 @@ def _demo_run(workdir: pathlib.Path) -> pathlib.Path:
   config.train.max_epochs = 1
   config.eval.plots = False
   return experiment.train_and_evaluate(config, workdir)
+
+
+def detect_jobs(entity: str, repeats: int, run_dir: str | None) -> list[dict]:
+  """The rows/s of `repeats` launch.detect --follow jobs over the entity's test series."""
+  with tempfile.TemporaryDirectory() as scratch:
+    scratch = pathlib.Path(scratch)
+    if run_dir is None:
+      config = config_names.load(f"smd_lstmae:{entity}")
+      config.eval.plots = False
+      run_dir = experiment.train_and_evaluate(config, scratch / "runs")
+    dataset = data_lib.load(runs.load_config(run_dir).data)
+    rows = scratch / "input.csv"
+    csv_files.write_series(rows, dataset.entities[0].test, dataset.feature_names,
+                           start="2026-01-01 00:00:00", points_per_day=dataset.points_per_day)
+    jobs = []
+    for repeat in range(repeats):
+      out = scratch / f"detect-{repeat}"
+      with open(rows, "rb") as stdin:
+        subprocess.run([sys.executable, "-m", "launch.detect", f"--run={run_dir}", "--input=-",
+                        "--follow", f"--output={out}", "--noprogress", "--noreport"],
+                       stdin=stdin, cwd=ROOT, check=True)
+      summary = json.loads((out / "summary.json").read_text())
+      jobs.append({"job": repeat + 1, "rows": summary["rows"],
+                   "seconds": summary["seconds"], "rows/s": summary["rows"] / summary["seconds"]})
+    return jobs
 
 
 def _rss_mb(pid: int) -> float:
@@ -171,6 +207,16 @@ def main(argv):
         f"{MICRO_BATCH} rows (rows/s) and single rows (latency), freshly initialised "
         f"parameters.\n\nCommand: `python -m bench.streaming --sections=throughput`.\n\n"
         + _markdown(table))
+  if "detect" in f.sections:
+    table = detect_jobs(f.entity, f.repeats, f.run)
+    speeds = sorted(row["rows/s"] for row in table)
+    sections["detect"] = (
+        f"`launch.detect --follow --input=-` fed {f.entity}'s test series "
+        f"({table[0]['rows']:,} rows) on standard input, micro-batches of {MICRO_BATCH} "
+        f"windows, {'the run ' + f.run if f.run else 'its smd_lstmae run (default config)'}: the "
+        f"job's rows/s, median {speeds[len(speeds) // 2]:,.0f}, lowest {speeds[0]:,.0f}.\n\n"
+        f"Command: `python -m bench.streaming --sections=detect --entity={f.entity} "
+        f"--repeats={f.repeats}`.\n\n" + _markdown(table))
   if "memory" in f.sections:
     table = memory(f.memory_rows)
     sections["memory"] = (

@@ -272,7 +272,7 @@ def table(rows: list[Row]) -> str:
 
 SECTIONS = ("models", "phases", "profile", "fleet", "devices", "memory", "full_run")
 # Written by bench/streaming.py (launch.detect's speed and memory), kept in the report.
-STREAMING = ("streaming_throughput", "streaming_memory")
+STREAMING = ("streaming_throughput", "streaming_detect", "streaming_memory")
 NOTES = "notes"  # docs/performance/notes.md: written by hand, appended to the report
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bench import streaming
 from configs import tiny
 from tsad_jax import deployment
 from tsad_jax import detection
@@ -268,3 +269,10 @@ def test_follow_survives_sigkill_and_equals_batch_on_a_real_smd_machine(data_roo
   ended = batch_events[batch_events["end"] < batch["timestamp"].iloc[-1]]
   pd.testing.assert_frame_equal(stream_events, ended.reset_index(drop=True))
   assert len(stream_events) > 0
+
+
+def test_the_detect_benchmark_times_whole_follow_jobs_fed_on_standard_input(run):
+  run_dir, _, entity, _ = run
+  jobs = streaming.detect_jobs("", 1, str(run_dir))
+  assert [job["rows"] for job in jobs] == [len(entity.test)]  # every row, the stream ended
+  assert 0 < jobs[0]["seconds"] and jobs[0]["rows/s"] == len(entity.test) / jobs[0]["seconds"]

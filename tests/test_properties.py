@@ -3,6 +3,7 @@ loaders on random shapes and values, NaN and inf, constant columns, one-row and 
 unsorted timestamps."""
 
 import csv
+import dataclasses
 import pathlib
 import tempfile
 
@@ -152,6 +153,48 @@ def test_gaps_are_filled_the_same_whatever_the_chunks(table, cuts, missing):
                                  final=end == len(values))
     pieces.append(done.values)
   np.testing.assert_allclose(np.concatenate(pieces), whole.values, rtol=1e-12, atol=1e-12)
+
+
+number_cells = st.one_of(
+    st.floats(allow_nan=False).map(repr), st.floats(-1e3, 1e3).map(lambda v: f" {v:.6e} "),
+    st.integers(-10**6, 10**6).map(str), st.sampled_from(["", "nan", "inf", "-0", "1_000", "x"]))
+
+
+@SETTINGS
+@given(width=st.integers(1, 4), data=st.data())
+def test_a_block_of_lines_parses_as_cell_by_cell_reading_does(width, data):
+  # Plain blocks take the fast reader, quoted ones the cell-by-cell one: same numbers,
+  # stamps and lines, or the same refusal.
+  stamp_column = data.draw(st.integers(0, width))  # == width: no timestamp column
+  header = tuple(f"c{j}" for j in range(width + 1))
+  columns = rows.Columns("in.csv", header, tuple(j for j in range(width + 1) if j != stamp_column)
+                         if stamp_column < width else tuple(range(width)),
+                         stamp_column if stamp_column < width else None)
+  if columns.timestamp is None:
+    columns = dataclasses.replace(columns, header=header[:width])
+  table = data.draw(st.lists(st.lists(number_cells, min_size=len(columns.header),
+                                      max_size=len(columns.header)), max_size=12))
+  plain = [(i + 2, ",".join(row)) for i, row in enumerate(table)]
+  quoted = [(number, ",".join(f'"{cell}"' for cell in text.split(","))) for number, text in plain]
+
+  def read(lines):
+    try:
+      return rows.parse_lines(lines, columns)
+    except DataError as error:
+      return str(error)
+
+  fast, slow = read(plain), read(quoted)
+  numbers_only = all(row[j].strip() not in ("nan", "1_000", "x") for row in table
+                     for j in columns.features)
+  if table and numbers_only and all(any(row[j].strip() for j in columns.features)
+                                    for row in table):
+    assert rows._parse_plain(plain, columns) is not None  # the fast reader took it
+  if isinstance(slow, str):
+    assert fast == slow
+    return
+  np.testing.assert_array_equal(fast.values, slow.values)
+  assert fast.stamps == slow.stamps
+  np.testing.assert_array_equal(fast.lines, slow.lines)
 
 
 def _write(path: pathlib.Path, header: list[str], body: list[list[str]]) -> None:

@@ -149,24 +149,24 @@ def _open(dep: stream.Deployment, input_path: str, out_dir: pathlib.Path) -> Job
 def _process(dep: stream.Deployment, state: JobState, lines: list[tuple[int, str]],
              options: Options, writer: "_Writer", *, final: bool) -> JobState:
   """One block of (line number, text) lines through parsing, gaps, scoring and events."""
-  cells = [(number, row) for number, text in lines
-           for row in csv.reader([text]) if row and any(cell.strip() for cell in row)]
   columns, line = state.columns, lines[-1][0] if lines else state.line
-  if columns is None and cells:
-    timestamp = options.timestamp_column
-    if timestamp is None:
-      timestamp = "timestamp" if "timestamp" in [c.strip() for c in cells[0][1]] else ""
-    columns = rows_lib.match_columns(cells[0][1], dep.feature_names, timestamp=timestamp,
-                                     path=state.input)
-    writer.header(columns)
-    cells = cells[1:]
-    state = state._replace(gaps=rows_lib.start_gaps(len(dep.feature_names)))
+  while columns is None and lines:
+    (_, text), lines = lines[0], lines[1:]
+    header = next(csv.reader([text]), [])
+    if any(cell.strip() for cell in header):
+      timestamp = options.timestamp_column
+      if timestamp is None:
+        timestamp = "timestamp" if "timestamp" in [c.strip() for c in header] else ""
+      columns = rows_lib.match_columns(header, dep.feature_names, timestamp=timestamp,
+                                       path=state.input)
+      writer.header(columns)
+      state = state._replace(gaps=rows_lib.start_gaps(len(dep.feature_names)))
   if columns is None:
     if final:
       raise DataError(f"{state.input} is empty: it needs a header row naming the run's feature "
                       "columns and at least one row of values.")
     return state._replace(line=line)
-  parsed = rows_lib.parse([row for _, row in cells], [n for n, _ in cells], columns)
+  parsed = rows_lib.parse_lines(lines, columns)
   last_time = rows_lib.check_order(parsed, state.last_time, columns)
   gaps, ready = rows_lib.fill_gaps(state.gaps, parsed, missing=options.missing, columns=columns,
                                    final=final)

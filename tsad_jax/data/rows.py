@@ -15,7 +15,9 @@ A gap before a column's first value takes that first value (both ways); a gap
 the input ends in takes the last one.
 """
 
+import csv
 import dataclasses
+import io
 from typing import NamedTuple
 
 import numpy as np
@@ -73,7 +75,47 @@ class Parsed(NamedTuple):
   lines: np.ndarray
 
 
-def parse(rows: list[list[str]], lines: list[int], columns: Columns) -> Parsed:
+def parse_lines(lines: list[tuple[int, str]], columns: Columns) -> Parsed:
+  """(line number, text) lines after the header -> numbers; lines of blank cells are skipped.
+
+  Plain lines (no quotes, one cell per column, a number or nothing in every feature
+  cell) are parsed by pandas' C reader, which reads a number to the same float as
+  Python does; any other block goes cell by cell through `_parse_cells`, which names the
+  line and column of what it refuses.
+  """
+  fast = _parse_plain(lines, columns)
+  if fast is not None:
+    return fast
+  cells = [(number, row) for number, text in lines
+           for row in csv.reader([text]) if row and any(cell.strip() for cell in row)]
+  return _parse_cells([row for _, row in cells], [number for number, _ in cells], columns)
+
+
+def _parse_plain(lines: list[tuple[int, str]], columns: Columns) -> Parsed | None:
+  """`parse_lines`' result for a block of plain lines; None for any other block."""
+  lines = [(number, text) for number, text in lines if text.strip()]
+  cuts = len(columns.header) - 1
+  if not lines or any('"' in text or text.count(",") != cuts for _, text in lines):
+    return None
+  types = {column: np.float64 for column in columns.features}
+  if columns.timestamp is not None:
+    types[columns.timestamp] = str
+  try:
+    table = pd.read_csv(io.StringIO("\n".join(text for _, text in lines)), header=None,
+                        dtype=types, keep_default_na=False,
+                        na_values={column: [""] for column in columns.features})
+  except (ValueError, pd.errors.ParserError):
+    return None
+  values = table[list(columns.features)].to_numpy(np.float64)
+  if len(values) != len(lines) or np.isnan(values).all(axis=1).any():
+    return None  # a row of blank cells (skipped) or a row pandas read otherwise: cell by cell
+  numbers = [number for number, _ in lines]
+  stamps = ([str(number) for number in numbers] if columns.timestamp is None
+            else [str(stamp).strip() for stamp in table[columns.timestamp]])
+  return Parsed(values, stamps, np.asarray(numbers, np.int64))
+
+
+def _parse_cells(rows: list[list[str]], lines: list[int], columns: Columns) -> Parsed:
   """Cells -> numbers; refuses a ragged row or a cell that is neither a number nor empty."""
   width = len(columns.header)
   for row, line in zip(rows, lines, strict=True):
