@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tsad_jax import thresholds
+from tsad_jax.thresholds import gpd
 
 
 def _gpd_sample(rng: np.random.Generator, gamma: float, sigma: float, n: int) -> np.ndarray:
@@ -479,3 +480,36 @@ def test_tail_p_flags_a_joint_tail_probability_below_the_level():
   np.testing.assert_array_equal(thresholds.predict(scores, level), [1, 0])
   with pytest.raises(ValueError, match="tail_probability must be in the open interval"):
     thresholds.tail_p(1.0)
+
+
+def test_kept_grid_sums_give_the_fit_of_sums_built_afresh():
+  rng = np.random.default_rng(5)
+  excesses = _gpd_sample(rng, 0.2, 1.0, 300)
+  sums = gpd.grid_sums(excesses[:100])
+  for end in range(101, 301):  # one new excess at a time, as SPOT's refits
+    sums = gpd.add_excess(sums, excesses[:end])
+  fresh = gpd.grid_sums(excesses)
+  np.testing.assert_array_equal(sums.grid, fresh.grid)  # the grid follows the extremes
+  np.testing.assert_allclose(sums.inverse, fresh.inverse, rtol=1e-12)
+  np.testing.assert_allclose(sums.log, fresh.log, rtol=1e-12, atol=1e-9)
+  kept, afresh = gpd.fit_gpd(excesses, sums), gpd.fit_gpd(excesses)
+  assert kept.gamma == pytest.approx(afresh.gamma, rel=1e-9)
+  assert kept.sigma == pytest.approx(afresh.sigma, rel=1e-9)
+  # A new largest excess moves the grid: the sums are rebuilt for it.
+  grown = np.append(excesses, 10 * excesses.max())
+  moved = gpd.add_excess(sums, grown)
+  assert moved.largest == grown.max()
+  np.testing.assert_array_equal(moved.grid, gpd.grid_sums(grown).grid)
+
+
+def test_a_spot_state_without_grid_sums_refits_as_one_with_them():
+  # States pickled before the sums were kept (state.pkl of a detect job) resume alike.
+  rng = np.random.default_rng(6)
+  state = thresholds.spot_init(rng.standard_normal(5_000), q=1e-3, level=0.95)
+  old = state._replace(sums=None)
+  stream = rng.standard_normal(2_000)
+  for score in stream:
+    state, level, alarm = thresholds.spot_update(state, score)
+    old, old_level, old_alarm = thresholds.spot_update(old, score)
+    assert alarm == old_alarm and level == pytest.approx(old_level, rel=1e-9)
+  assert state.num_peaks > 100  # the stream added peaks, each refitted

@@ -12,9 +12,12 @@ from typing import NamedTuple
 
 import numpy as np
 
+from tsad_jax.thresholds.gpd import GridSums
+from tsad_jax.thresholds.gpd import add_excess
 from tsad_jax.thresholds.gpd import as_scores
 from tsad_jax.thresholds.gpd import fit_gpd
 from tsad_jax.thresholds.gpd import fit_tail
+from tsad_jax.thresholds.gpd import grid_sums
 from tsad_jax.thresholds.gpd import tail_quantile
 
 
@@ -60,6 +63,8 @@ class SpotState(NamedTuple):
     num_peaks: N_t, peaks so far.
     peaks: excess store; only its first `num_peaks` entries belong to this state.
       Use `spot_peaks(state)` to read them.
+    sums: the peaks' `gpd.GridSums`, so a new peak's refit adds one term per grid
+      point instead of a pass over every peak (None: rebuilt at the next peak).
   """
 
   q: float
@@ -70,6 +75,7 @@ class SpotState(NamedTuple):
   num_obs: int
   num_peaks: int
   peaks: _PeakBuffer
+  sums: GridSums | None = None
 
 
 def spot_peaks(state: SpotState) -> np.ndarray:
@@ -94,7 +100,8 @@ def spot_init(calib_scores: Any, *, q: float = 1e-3, level: float = 0.98) -> Spo
   fit, excesses, num_obs = fit_tail(calib_scores, q=q, level=level)
   return SpotState(q=float(q), init_threshold=fit.init_threshold, threshold=fit.threshold,
                    gamma=fit.gamma, sigma=fit.sigma, num_obs=num_obs, num_peaks=fit.num_peaks,
-                   peaks=_PeakBuffer(excesses, capacity=2 * excesses.size + 16))
+                   peaks=_PeakBuffer(excesses, capacity=2 * excesses.size + 16),
+                   sums=grid_sums(excesses))
 
 
 def spot_update(state: SpotState, score: float) -> tuple[SpotState, float, bool]:
@@ -127,11 +134,13 @@ def spot_update(state: SpotState, score: float) -> tuple[SpotState, float, bool]
   num_peaks = state.num_peaks + 1
   num_obs = state.num_obs + 1
   peaks = _append_peak(state.peaks, state.num_peaks, score - state.init_threshold)
-  fit = fit_gpd(peaks.data[:num_peaks])
+  excesses = peaks.data[:num_peaks]
+  sums = grid_sums(excesses) if state.sums is None else add_excess(state.sums, excesses)
+  fit = fit_gpd(excesses, sums)
   new_threshold = tail_quantile(state.init_threshold, fit.gamma, fit.sigma, q=state.q,
                                  num_obs=num_obs, num_peaks=num_peaks)
   new_state = state._replace(threshold=new_threshold, gamma=fit.gamma, sigma=fit.sigma,
-                             num_obs=num_obs, num_peaks=num_peaks, peaks=peaks)
+                             num_obs=num_obs, num_peaks=num_peaks, peaks=peaks, sums=sums)
   return new_state, threshold, False
 
 
