@@ -113,9 +113,12 @@ def throughput(name: str, entity: str, rows: int, latency_rows: int, *,
           "latency p99 (ms)": 1e3 * float(np.percentile(latencies, 99))}
 
 
-def _demo_run(workdir: pathlib.Path) -> pathlib.Path:
-  config = config_names.load("demo")
-  config.train.max_epochs = 1
+def _trained_run(name: str, workdir: pathlib.Path, *, max_epochs: int | None = None
+                 ) -> pathlib.Path:
+  """A run of `configs/<name>` (its own epochs unless `max_epochs`), without plots."""
+  config = config_names.load(name)
+  if max_epochs is not None:
+    config.train.max_epochs = max_epochs
   config.eval.plots = False
   return experiment.train_and_evaluate(config, workdir)
 
@@ -125,9 +128,7 @@ def detect_jobs(entity: str, repeats: int, run_dir: str | None) -> list[dict]:
   with tempfile.TemporaryDirectory() as scratch:
     scratch = pathlib.Path(scratch)
     if run_dir is None:
-      config = config_names.load(f"smd_lstmae:{entity}")
-      config.eval.plots = False
-      run_dir = experiment.train_and_evaluate(config, scratch / "runs")
+      run_dir = _trained_run(f"smd_lstmae:{entity}", scratch / "runs")
     dataset = data_lib.load(runs.load_config(run_dir).data)
     rows = scratch / "input.csv"
     csv_files.write_series(rows, dataset.entities[0].test, dataset.feature_names,
@@ -155,7 +156,7 @@ def memory(rows: int) -> list[dict]:
   """Resident memory of a following detect process over `rows` streamed rows."""
   with tempfile.TemporaryDirectory() as scratch:
     scratch = pathlib.Path(scratch)
-    run_dir = _demo_run(scratch / "runs")
+    run_dir = _trained_run("demo", scratch / "runs", max_epochs=1)
     names = data_lib.load(runs.load_config(run_dir).data).feature_names
     process = subprocess.Popen(
         [sys.executable, "-m", "launch.detect", f"--run={run_dir}", "--input=-", "--follow",
